@@ -1,0 +1,2 @@
+"""pyrunc: an OCI runtime in Python."""
+__version__ = "0.1.0"

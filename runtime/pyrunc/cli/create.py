@@ -1,0 +1,87 @@
+"""create and run."""
+from __future__ import annotations
+
+import os
+import signal
+
+from pyrunc import lifecycle
+from pyrunc import state as st
+from pyrunc.cli.args import BOOL, INT, STR, Flag, one_id, parse
+from pyrunc.errors import UsageError, context
+
+CREATE_FLAGS = [
+    Flag("--bundle,-b", STR, "."), Flag("--pid-file", STR), Flag("--console-socket", STR),
+    Flag("--pidfd-socket", STR), Flag("--no-pivot"), Flag("--no-new-keyring"),
+    Flag("--preserve-fds", INT, 0),
+]
+RUN_FLAGS = CREATE_FLAGS + [Flag("--detach,-d"), Flag("--keep"), Flag("--no-subreaper")]
+
+
+def main(cmd: str, g, argv: list[str]) -> int:
+    opts, pos = parse(RUN_FLAGS if cmd == "run" else CREATE_FLAGS, argv)
+    cid = one_id(pos, cmd)
+    st.check_id(cid)
+    with context(f"{cmd} {cid}"):
+        c = _create(g, cid, opts)
+        if cmd == "create":
+            c.close()
+            return 0
+        try:
+            lifecycle.start(c)
+        except BaseException:
+            lifecycle.delete(c, force=True)
+            raise
+        pid = c.pid
+        c.close()
+        if opts["detach"]:
+            return 0
+        status = _wait(pid)
+        if not opts["keep"]:
+            lifecycle.delete(st.load(g.root, cid), force=True)
+        return status
+
+
+def _create(g, cid: str, opts: dict) -> st.Container:
+    from pyrunc.spec.load import load_config
+    from pyrunc.spec.plan import build
+
+    config, bundle = load_config(opts["bundle"])
+    preserve = opts["preserve_fds"] + _listen_fds(config)
+    if config.get("process", {}).get("terminal"):
+        raise UsageError("process.terminal is not supported yet")
+    plan = build(config, bundle, cid, no_pivot=opts["no_pivot"], no_new_keyring=opts["no_new_keyring"],
+                 preserve_fds=preserve)
+    if not os.path.isdir(plan.rootfs):
+        from pyrunc.errors import BundleError
+        raise BundleError(f"root.path {plan.rootfs}: not a directory or does not exist")
+    return lifecycle.create(g.root, plan, pid_file=opts["pid_file"], systemd_cgroup=g.systemd_cgroup)
+
+
+def _listen_fds(config: dict) -> int:
+    """Socket activation: LISTEN_FDS fds after stdio are passed on, as runc does."""
+    n = os.environ.get("LISTEN_FDS", "")
+    if not n.isdigit() or int(n) == 0:
+        return 0
+    env = config.setdefault("process", {}).setdefault("env", [])
+    env += [f"LISTEN_FDS={n}", "LISTEN_PID=1"]
+    return int(n)
+
+
+def _wait(pid: int) -> int:
+    """Forward signals to the init and return its exit status (128+signal when killed)."""
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in signal.valid_signals():
+        if sig not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD):
+            try:
+                signal.signal(sig, forward)
+            except (OSError, ValueError):
+                pass
+    while True:
+        wpid, status = os.waitpid(-1, 0)  # as subreaper we also reap the container's orphans
+        if wpid == pid:
+            return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)

@@ -1,0 +1,31 @@
+"""features: what this pyrunc build really implements (features-schema.json)."""
+from __future__ import annotations
+
+import json
+import sys
+
+from pyrunc.cli.args import parse
+
+
+def features() -> dict:
+    from pyrunc.spec import mountopts
+    from pyrunc.spec.plan import NAMESPACE_FLAGS
+
+    return {
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.3.0",
+        "hooks": [],
+        "mountOptions": mountopts.all_options(),
+        "linux": {
+            "namespaces": sorted(NAMESPACE_FLAGS),
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": False},
+            "mountExtensions": {"idmap": {"enabled": False}},
+        },
+        "annotations": {"org.opencontainers.runtime-spec.version": "1.3.0"},
+    }
+
+
+def main(cmd: str, g, argv: list[str]) -> int:
+    parse([], argv)
+    sys.stdout.write(json.dumps(features(), indent=2) + "\n")
+    return 0

@@ -1,0 +1,91 @@
+"""Errors: every failure reaches the CLI as one PyruncError and is printed once.
+
+Context is added by prefixing (``with context("mounts[2] /proc"):``), so the
+final line reads from the outermost operation down to the syscall and errno.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno as _errno
+import os
+from collections.abc import Iterator
+
+
+class PyruncError(Exception):
+    """A failure the CLI reports as one line and a non-zero exit."""
+
+    exit_code = 1
+
+    def __init__(self, msg: str) -> None:
+        super().__init__(msg)
+        self.msg = msg
+
+    def prefix(self, ctx: str) -> None:
+        self.msg = f"{ctx}: {self.msg}"
+        self.args = (self.msg,)
+
+    def __str__(self) -> str:
+        return self.msg
+
+
+class ConfigError(PyruncError):
+    """The bundle's config.json is malformed, violates the schema or a rule."""
+
+
+class BundleError(PyruncError):
+    """The bundle, its config or its rootfs is missing or unreadable."""
+
+
+class ContainerNotFound(PyruncError):
+    def __init__(self, cid: str) -> None:
+        super().__init__(f"container {cid!r} does not exist")
+
+
+class ContainerExists(PyruncError):
+    def __init__(self, cid: str) -> None:
+        super().__init__(f"container {cid!r} already exists")
+
+
+class InvalidStatus(PyruncError):
+    def __init__(self, cid: str, op: str, status: str) -> None:
+        super().__init__(f"cannot {op} container {cid!r}: it is {status}")
+
+
+class UsageError(PyruncError):
+    """Bad command-line arguments."""
+
+
+class SyscallError(PyruncError, OSError):
+    """A syscall the kernel refused. An OSError too, so callers can branch on errno."""
+
+    def __init__(self, syscall: str, err: int, path: str | None = None) -> None:
+        OSError.__init__(self, err, os.strerror(err), path)
+        self.syscall = syscall
+        where = f" {path}" if path else ""
+        name = _errno.errorcode.get(err, str(err))
+        self.msg = f"{syscall}{where}: {name} ({os.strerror(err)})"
+
+    def __str__(self) -> str:
+        return self.msg
+
+
+def from_oserror(exc: OSError, syscall: str) -> SyscallError:
+    return SyscallError(syscall, exc.errno or 0, exc.filename)
+
+
+@contextlib.contextmanager
+def context(ctx: str) -> Iterator[None]:
+    """Prefix any PyruncError (or OSError) raised inside with ``ctx``."""
+    try:
+        yield
+    except PyruncError as exc:
+        exc.prefix(ctx)
+        raise
+    except OSError as exc:
+        err = SyscallError(_syscall_name(exc), exc.errno or 0, exc.filename)
+        err.prefix(ctx)
+        raise err from exc
+
+
+def _syscall_name(exc: OSError) -> str:
+    return "open" if exc.filename else "syscall"

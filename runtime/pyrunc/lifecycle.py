@@ -1,0 +1,184 @@
+"""create / start / kill / delete: the parent side of the container lifecycle.
+
+create acquires resources in order (state dir, cgroup, children) inside an
+ExitStack whose undo steps run on any failure, so a failed create leaves no
+process, cgroup, mount namespace or state directory behind.
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import signal
+import time
+
+from pyrunc import state as st
+from pyrunc.errors import InvalidStatus, PyruncError, context
+from pyrunc.process.protocol import Channel
+from pyrunc.spec.plan import Plan
+
+# which statuses each operation accepts (runtime.md "Operations")
+ALLOWED = {
+    "start": {"created"},
+    "kill": {"created", "running", "paused"},
+    "pause": {"running"},
+    "resume": {"paused"},
+    "exec": {"created", "running"},
+    "delete": {"stopped"},
+    "update": {"created", "running", "paused"},
+}
+
+
+def require(c: st.Container, op: str) -> str:
+    status = c.status()
+    if status not in ALLOWED[op]:
+        raise InvalidStatus(c.id, op, status)
+    return status
+
+
+def _now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup: bool = False) -> st.Container:
+    """Set the container up to the exec.fifo barrier; return its (locked) state."""
+    from pyrunc.cgroups import open_manager
+
+    if pid_file:
+        _check_pid_file_dir(pid_file)
+    linux = plan.config.get("linux", {})
+    data = {"id": plan.id, "pid": 0, "bundle": plan.bundle, "rootfs": plan.rootfs, "created": _now(),
+            "owner": _owner(), "annotations": plan.config.get("annotations") or {}}
+    with contextlib.ExitStack() as undo:
+        c = st.create_dir(root, plan.id, data)
+        undo.callback(c.remove)
+        _save_config(c, plan.config)
+        cg = open_manager(linux.get("cgroupsPath"), plan.id, systemd=systemd_cgroup)
+        with context("linux.cgroupsPath"):
+            cg.create()
+        undo.callback(cg.destroy)
+        data["cgroup"] = cg.to_state()
+        os.mkfifo(st.FIFO, 0o600, dir_fd=c.dir_fd)
+        fifo_fd = os.open(st.FIFO, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=c.dir_fd)
+        undo.callback(os.close, fifo_fd)
+        init_pid = _spawn(plan, c, cg, fifo_fd, undo)
+        data["pid"] = init_pid
+        data["pid_start"] = st.pid_start_time(init_pid)
+        c.save()
+        if pid_file:
+            _write_pid_file(pid_file, init_pid)
+        undo.pop_all()
+    os.close(fifo_fd)
+    return c
+
+
+def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: contextlib.ExitStack) -> int:
+    from pyrunc.process import init as child
+    from pyrunc.syscalls import calls as sc
+
+    # Orphans of our children (the init after the pid-namespace fork) come to
+    # us while create runs, so a failed setup can still be reaped; on success
+    # they pass on to our caller's subreaper (containerd's shim, conmon).
+    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    parent_end, child_end = Channel.pair()
+    gc.disable()  # no collector run in the child between fork and exec
+    pid = os.fork()
+    if pid == 0:
+        try:
+            parent_end.close()
+            os.close(c.dir_fd)  # the child must not hold the state lock
+            child.bootstrap(plan, child_end, fifo_fd, cg)
+        finally:
+            os._exit(1)
+    gc.enable()
+    child_end.close()
+    undo.callback(_reap, pid)
+    undo.callback(_kill_quietly, pid)
+    with parent_end:
+        with context("cgroup"):
+            cg.apply(pid)
+        parent_end.send("go")
+        init_pid = parent_end.recv("pid")["pid"]
+        if init_pid != pid:
+            undo.callback(_reap, init_pid)
+        undo.callback(_kill_quietly, init_pid)
+        parent_end.recv("ready")
+    if init_pid != pid:
+        os.waitpid(pid, 0)
+    return init_pid
+
+
+def _kill_quietly(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def _owner() -> str:
+    return "" if os.geteuid() == 0 else str(os.geteuid())
+
+
+def _save_config(c: st.Container, config: dict) -> None:
+    """Later commands (exec, hooks, delete) read the config the container was created from."""
+    import json
+
+    fd = os.open("config.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=c.dir_fd)
+    with open(fd, "w") as f:
+        json.dump(config, f, separators=(",", ":"))
+
+
+def _check_pid_file_dir(path: str) -> None:
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise PyruncError(f"--pid-file {path}: directory {d} does not exist")
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
+    with context(f"--pid-file {path}"):
+        with open(tmp, "w") as f:
+            f.write(str(pid))
+        os.rename(tmp, path)
+
+
+def start(c: st.Container) -> None:
+    require(c, "start")
+    try:
+        fd = os.open(st.FIFO, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=c.dir_fd)
+    except OSError as exc:  # ENXIO: nobody reads the fifo, the init is gone
+        raise PyruncError(f"start {c.id}: container init is not waiting: {exc.strerror}") from None
+    try:
+        os.write(fd, b"0")
+    finally:
+        os.close(fd)
+    os.unlink(st.FIFO, dir_fd=c.dir_fd)
+
+
+def kill(c: st.Container, sig: int, all_procs: bool = False) -> None:
+    status = require(c, "kill")
+    if all_procs:
+        c.cgroup().kill_all(sig)
+        return
+    try:
+        os.kill(c.pid, sig)
+    except ProcessLookupError:
+        raise InvalidStatus(c.id, "kill", "stopped") from None
+    if status == "paused" and sig == signal.SIGKILL:
+        c.cgroup().thaw()
+
+
+def delete(c: st.Container, force: bool = False) -> None:
+    status = c.status()
+    if status != "stopped":
+        if not force and status != "created":
+            raise InvalidStatus(c.id, "delete", status)
+        _kill_quietly(c.pid)
+    if c.data.get("cgroup"):
+        c.cgroup().destroy()
+    c.remove()

@@ -1,0 +1,38 @@
+"""Join existing namespaces by path and create the new ones."""
+from __future__ import annotations
+
+import os
+
+from pyrunc.errors import context
+from pyrunc.spec.plan import NAMESPACE_FLAGS, Plan
+from pyrunc.syscalls import calls as sc
+
+
+def join(plan: Plan) -> None:
+    for ns_type, path in plan.join_ns:
+        with context(f"linux.namespaces {ns_type} {path}"):
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                sc.setns(fd, NAMESPACE_FLAGS[ns_type], path)
+            finally:
+                os.close(fd)
+
+
+def unshare(plan: Plan) -> None:
+    if plan.new_ns:
+        with context("linux.namespaces"):
+            sc.unshare(plan.new_ns)
+
+
+def needs_fork(plan: Plan) -> bool:
+    """pid and time namespaces apply to children only, so the init must be forked after them."""
+    return plan.has_ns("pid") or plan.has_ns("time")
+
+
+def write_time_offsets(offsets: dict) -> None:
+    """Offsets go in before the first process enters the new time namespace."""
+    lines = [f"{clock} {o.get('secs', 0)} {o.get('nanosecs', 0)}\n" for clock, o in offsets.items()]
+    with context("linux.timeOffsets"), open("/proc/self/timens_offsets", "w") as f:
+        for line in lines:
+            f.write(line)
+            f.flush()

@@ -1,0 +1,60 @@
+"""Runtime log: stderr by default, or --log FILE in text or json (one object per line).
+
+With --log-format json a failed command writes exactly one error object:
+podman parses the whole file as one object, containerd reads the last line.
+Debug lines are written only with --debug.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+_path: str | None = None
+_json = False
+_debug = False
+
+
+def configure(path: str | None, fmt: str, debug: bool) -> None:
+    global _path, _json, _debug
+    _path, _json, _debug = path, fmt == "json", debug
+
+
+def _stamp() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def _write(level: str, msg: str) -> None:
+    if _json:
+        line = json.dumps({"level": level, "msg": msg, "time": _stamp()})
+    else:
+        line = f"time={json.dumps(_stamp())} level={level} msg={json.dumps(msg)}"
+    if _path is None:
+        os.write(2, (line if _json else f"{level}: {msg}").encode(errors="replace") + b"\n")
+        return
+    fd = os.open(_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, line.encode(errors="replace") + b"\n")
+    finally:
+        os.close(fd)
+
+
+def debugging() -> bool:
+    return _debug
+
+
+def debug(msg: str) -> None:
+    if _debug:
+        _write("debug", msg)
+
+
+def warn(msg: str) -> None:
+    _write("warning", msg)
+
+
+def error(msg: str) -> None:
+    """Errors always reach stderr as one line; with --log also the log file."""
+    os.write(2, f"pyrunc: {msg}\n".encode(errors="replace"))
+    if _path is not None:
+        _write("error", msg)

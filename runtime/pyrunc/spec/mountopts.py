@@ -1,0 +1,88 @@
+"""config.md's Linux mount options, turned into mount(2)/mount_setattr(2) arguments. Pure."""
+from __future__ import annotations
+
+from pyrunc.syscalls import consts as k
+
+# option -> (flags to set, flags to clear) for mount(2)
+FLAGS: dict[str, tuple[int, int]] = {
+    "defaults": (0, 0),
+    "ro": (k.MS_RDONLY, 0), "rw": (0, k.MS_RDONLY),
+    "suid": (0, k.MS_NOSUID), "nosuid": (k.MS_NOSUID, 0),
+    "dev": (0, k.MS_NODEV), "nodev": (k.MS_NODEV, 0),
+    "exec": (0, k.MS_NOEXEC), "noexec": (k.MS_NOEXEC, 0),
+    "sync": (k.MS_SYNCHRONOUS, 0), "async": (0, k.MS_SYNCHRONOUS),
+    "dirsync": (k.MS_DIRSYNC, 0),
+    "remount": (k.MS_REMOUNT, 0),
+    "mand": (k.MS_MANDLOCK, 0), "nomand": (0, k.MS_MANDLOCK),
+    "atime": (0, k.MS_NOATIME), "noatime": (k.MS_NOATIME, 0),
+    "diratime": (0, k.MS_NODIRATIME), "nodiratime": (k.MS_NODIRATIME, 0),
+    "relatime": (k.MS_RELATIME, 0), "norelatime": (0, k.MS_RELATIME),
+    "strictatime": (k.MS_STRICTATIME, 0), "nostrictatime": (0, k.MS_STRICTATIME),
+    "iversion": (k.MS_I_VERSION, 0), "noiversion": (0, k.MS_I_VERSION),
+    "lazytime": (k.MS_LAZYTIME, 0), "nolazytime": (0, k.MS_LAZYTIME),
+    "silent": (k.MS_SILENT, 0), "loud": (0, k.MS_SILENT),
+    "nosymfollow": (k.MS_NOSYMFOLLOW, 0), "symfollow": (0, k.MS_NOSYMFOLLOW),
+    "bind": (k.MS_BIND, 0), "rbind": (k.MS_BIND | k.MS_REC, 0),
+}
+
+PROPAGATION: dict[str, int] = {
+    "private": k.MS_PRIVATE, "rprivate": k.MS_PRIVATE | k.MS_REC,
+    "shared": k.MS_SHARED, "rshared": k.MS_SHARED | k.MS_REC,
+    "slave": k.MS_SLAVE, "rslave": k.MS_SLAVE | k.MS_REC,
+    "unbindable": k.MS_UNBINDABLE, "runbindable": k.MS_UNBINDABLE | k.MS_REC,
+}
+
+# recursive attributes applied with mount_setattr(AT_RECURSIVE): option -> (set, clear)
+_ATIME = k.MOUNT_ATTR__ATIME
+RECURSIVE: dict[str, tuple[int, int]] = {
+    "rro": (k.MOUNT_ATTR_RDONLY, 0), "rrw": (0, k.MOUNT_ATTR_RDONLY),
+    "rnosuid": (k.MOUNT_ATTR_NOSUID, 0), "rsuid": (0, k.MOUNT_ATTR_NOSUID),
+    "rnodev": (k.MOUNT_ATTR_NODEV, 0), "rdev": (0, k.MOUNT_ATTR_NODEV),
+    "rnoexec": (k.MOUNT_ATTR_NOEXEC, 0), "rexec": (0, k.MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (k.MOUNT_ATTR_NODIRATIME, 0), "rdiratime": (0, k.MOUNT_ATTR_NODIRATIME),
+    "rrelatime": (k.MOUNT_ATTR_RELATIME, _ATIME), "rnorelatime": (0, 0),
+    "rnoatime": (k.MOUNT_ATTR_NOATIME, _ATIME), "ratime": (0, k.MOUNT_ATTR_NOATIME),
+    "rstrictatime": (k.MOUNT_ATTR_STRICTATIME, _ATIME), "rnostrictatime": (0, 0),
+    "rnosymfollow": (k.MOUNT_ATTR_NOSYMFOLLOW, 0), "rsymfollow": (0, k.MOUNT_ATTR_NOSYMFOLLOW),
+}
+
+# options pyrunc itself consumes rather than passing to the kernel
+EXTRA = ("tmpcopyup", "idmap", "ridmap")
+
+
+class MountOptions:
+    __slots__ = ("flags", "clear", "propagation", "rec_set", "rec_clr", "data", "extra")
+
+    def __init__(self) -> None:
+        self.flags = 0
+        self.clear = 0
+        self.propagation: list[int] = []
+        self.rec_set = 0
+        self.rec_clr = 0
+        self.data: list[str] = []
+        self.extra: set[str] = set()
+
+
+def parse(options: list[str]) -> MountOptions:
+    """Split options into flags, propagation, recursive attrs and fs data (unknown options)."""
+    out = MountOptions()
+    for opt in options:
+        if opt in FLAGS:
+            set_, clr = FLAGS[opt]
+            out.flags = (out.flags | set_) & ~clr
+            out.clear |= clr
+        elif opt in PROPAGATION:
+            out.propagation.append(PROPAGATION[opt])
+        elif opt in RECURSIVE:
+            set_, clr = RECURSIVE[opt]
+            out.rec_set = (out.rec_set & ~clr) | set_
+            out.rec_clr = (out.rec_clr | clr) & ~set_ if set_ else out.rec_clr | clr
+        elif opt in EXTRA:
+            out.extra.add(opt)
+        else:
+            out.data.append(opt)
+    return out
+
+
+def all_options() -> list[str]:
+    return sorted([*FLAGS, *PROPAGATION, *RECURSIVE, *EXTRA])

@@ -1,0 +1,79 @@
+"""Cross-field rules the schema cannot express. Pure: each check yields (json_path, message)."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from pyrunc.errors import ConfigError
+
+Issue = tuple[str, str]
+
+
+def _new_ns(config: dict) -> set[str]:
+    return {ns.get("type") for ns in config.get("linux", {}).get("namespaces", []) if not ns.get("path")}
+
+
+def _all_ns(config: dict) -> set[str]:
+    return {ns.get("type") for ns in config.get("linux", {}).get("namespaces", [])}
+
+
+def process_args(config: dict) -> Iterator[Issue]:
+    proc = config.get("process")
+    if proc is None:
+        yield "process", "required to create a container"
+    elif not proc.get("args"):
+        yield "process.args", "at least one entry (the program) is required"
+
+
+def mount_destinations(config: dict) -> Iterator[Issue]:
+    for i, m in enumerate(config.get("mounts", [])):
+        dst = m.get("destination", "")
+        if not dst.startswith("/"):
+            yield f"mounts[{i}].destination", f"{dst!r} is not an absolute path"
+        elif ".." in dst.split("/"):
+            yield f"mounts[{i}].destination", f"{dst!r} must not contain '..'"
+
+
+def namespaces(config: dict) -> Iterator[Issue]:
+    seen: set[str] = set()
+    for i, ns in enumerate(config.get("linux", {}).get("namespaces", [])):
+        t = ns.get("type")
+        if t in seen:
+            yield f"linux.namespaces[{i}].type", f"namespace {t!r} given more than once"
+        seen.add(t)
+        path = ns.get("path")
+        if path is not None and not path.startswith("/"):
+            yield f"linux.namespaces[{i}].path", f"{path!r} is not an absolute path"
+
+
+def uts_names(config: dict) -> Iterator[Issue]:
+    for field in ("hostname", "domainname"):
+        if config.get(field) and "uts" not in _all_ns(config):
+            yield field, "setting it needs a uts namespace in linux.namespaces"
+
+
+def time_offsets(config: dict) -> Iterator[Issue]:
+    if config.get("linux", {}).get("timeOffsets") and "time" not in _new_ns(config):
+        yield "linux.timeOffsets", "needs a new time namespace in linux.namespaces"
+
+
+def id_mappings(config: dict) -> Iterator[Issue]:
+    linux = config.get("linux", {})
+    for field in ("uidMappings", "gidMappings"):
+        if linux.get(field) and "user" not in _all_ns(config):
+            yield f"linux.{field}", "mappings need a user namespace in linux.namespaces"
+
+
+CHECKS: list[Callable[[dict], Iterator[Issue]]] = [
+    process_args, mount_destinations, namespaces, uts_names, time_offsets, id_mappings,
+]
+
+
+def issues(config: dict) -> list[Issue]:
+    return [issue for check_fn in CHECKS for issue in check_fn(config)]
+
+
+def check(config: dict) -> None:
+    found = issues(config)
+    if found:
+        msgs = [f"{path}: {msg}" for path, msg in found]
+        raise ConfigError("; ".join(msgs))
