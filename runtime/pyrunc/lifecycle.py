@@ -58,6 +58,7 @@ def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup
         with context("linux.cgroupsPath"):
             cg.create()
         undo.callback(cg.destroy)
+        cg.set_resources(linux.get("resources") or {})
         data["cgroup"] = cg.to_state()
         os.mkfifo(st.FIFO, 0o600, dir_fd=c.dir_fd)
         fifo_fd = os.open(st.FIFO, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=c.dir_fd)
@@ -74,6 +75,8 @@ def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup
 
 
 def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: contextlib.ExitStack) -> int:
+    from pyrunc.linux import sched
+    from pyrunc.linux import confine
     from pyrunc.process import init as child
     from pyrunc.syscalls import calls as sc
 
@@ -95,6 +98,7 @@ def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: contextlib.ExitS
     child_end.close()
     undo.callback(_reap, pid)
     undo.callback(_kill_quietly, pid)
+    sched.set_affinity(pid, plan.attrs.cpus_initial, "initial")  # before the cgroup move
     with parent_end:
         with context("cgroup"):
             cg.apply(pid)
@@ -103,10 +107,21 @@ def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: contextlib.ExitS
         if init_pid != pid:
             undo.callback(_reap, init_pid)
         undo.callback(_kill_quietly, init_pid)
+        if plan.config.get("linux", {}).get("netDevices"):
+            _netdev().attach(plan.config["linux"]["netDevices"], init_pid, c.data, undo)
+            parent_end.send("netdevices-done")
+        confine.hand_over_listener(plan.confine, parent_end, confine.creating_state(plan, init_pid))
         parent_end.recv("ready")
     if init_pid != pid:
         os.waitpid(pid, 0)
     return init_pid
+
+
+def _netdev():
+    """pyroute2 is imported only for containers that have linux.netDevices."""
+    from pyrunc.linux import netdev
+
+    return netdev
 
 
 def _kill_quietly(pid: int) -> None:
@@ -175,6 +190,8 @@ def kill(c: st.Container, sig: int, all_procs: bool = False) -> None:
 
 def delete(c: st.Container, force: bool = False) -> None:
     status = c.status()
+    if c.data.get("netDevices") and (force or status in ("created", "stopped")):
+        _netdev().move_out(c.data["netDevices"], c.pid if status != "stopped" else 0)
     if status != "stopped":
         if not force and status != "created":
             raise InvalidStatus(c.id, "delete", status)

@@ -1,0 +1,34 @@
+#!/bin/bash
+# setup.sh [--test]: everything pyrunc needs on a fresh Debian 12, as root. Idempotent.
+#   apt packages (busybox-static for rootfs, libseccomp, a compiler for the cffi layer),
+#   a .venv in the checkout with pyrunc installed (editable) and, with --test, what the
+#   test suite drives: runc and crun to compare with, containerd/podman/conmon, qemu and
+#   Debian's kernel for the cgroup-v2 guest lane, hyperfine for benchmarks.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+[ "$(id -u)" = 0 ] || { echo "setup.sh: run as root" >&2; exit 1; }
+
+pkgs=(busybox-static libseccomp2 libseccomp-dev libffi-dev gcc iproute2 procps python3 python3-venv python3-dev)
+if [ "${1:-}" = --test ]; then
+  pkgs+=(runc crun hyperfine containerd podman conmon uidmap criu qemu-system-x86 linux-image-amd64
+         kmod cpio xz-utils zstd file e2fsprogs)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Prefer the python3 on PATH (Debian's on a fresh machine); it must be 3.11+.
+py=$(command -v python3)
+"$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "setup.sh: need Python >= 3.11" >&2; exit 1; }
+[ -x "$here/.venv/bin/python" ] || "$py" -m venv "$here/.venv"
+extras=net
+[ "${1:-}" = --test ] && extras=test,net
+"$here/.venv/bin/pip" install -q --disable-pip-version-check -e "$here[$extras]"
+# Bytecode up front: callers may set PYTHONDONTWRITEBYTECODE, and compiling our
+# modules (the generated validator above all) on every run would cost ~25 ms.
+"$here/.venv/bin/python" -m compileall -q "$here/runtime/pyrunc" >/dev/null
