@@ -6,18 +6,18 @@ Debug lines are written only with --debug.
 """
 from __future__ import annotations
 
-import json
+from pyrunc import jsonio
 import os
 import time
 
 _path: str | None = None
-_json = False
+_as_json = False
 _debug = False
 
 
 def configure(path: str | None, fmt: str, debug: bool) -> None:
-    global _path, _json, _debug
-    _path, _json, _debug = path, fmt == "json", debug
+    global _path, _as_json, _debug
+    _path, _as_json, _debug = path, fmt == "json", debug
 
 
 def _stamp() -> str:
@@ -26,12 +26,12 @@ def _stamp() -> str:
 
 
 def _write(level: str, msg: str) -> None:
-    if _json:
-        line = json.dumps({"level": level, "msg": msg, "time": _stamp()})
+    if _as_json:
+        line = jsonio.dumps({"level": level, "msg": msg, "time": _stamp()})
     else:
-        line = f"time={json.dumps(_stamp())} level={level} msg={json.dumps(msg)}"
+        line = f"time={jsonio.dumps(_stamp())} level={level} msg={jsonio.dumps(msg)}"
     if _path is None:
-        os.write(2, (line if _json else f"{level}: {msg}").encode(errors="replace") + b"\n")
+        os.write(2, (line if _as_json else f"{level}: {msg}").encode(errors="replace") + b"\n")
         return
     fd = os.open(_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:

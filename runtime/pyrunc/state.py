@@ -8,16 +8,16 @@ holds an flock on the container directory while it reads or changes it.
 from __future__ import annotations
 
 import fcntl
-import json
+from pyrunc import jsonio
 import os
-import re
 
 from pyrunc.errors import ContainerExists, ContainerNotFound, PyruncError, UsageError
 
 OCI_VERSION = "1.3.0"
 STATE_FILE = "state.json"
 FIFO = "exec.fifo"
-_ID_RE = re.compile(r"^[\w+\-.]+$")
+# runc's id alphabet; a set instead of a regex keeps `re` (~7 ms) off every command's path
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
 
 def default_root() -> str:
@@ -32,7 +32,7 @@ def default_root() -> str:
 def check_id(cid: str) -> None:
     if not cid:
         raise UsageError("container id cannot be empty")
-    if len(cid) > 255 or not _ID_RE.match(cid) or cid in (".", ".."):
+    if len(cid) > 255 or not _ID_CHARS.issuperset(cid) or cid in (".", ".."):
         raise UsageError(f"invalid container id {cid!r}: use 1-255 of [A-Za-z0-9_+-.], not '.' or '..'")
 
 
@@ -90,7 +90,7 @@ class Container:
         tmp = f".{STATE_FILE}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600, dir_fd=self.dir_fd)
         try:
-            os.write(fd, json.dumps(self.data, separators=(",", ":")).encode())
+            os.write(fd, jsonio.dumps(self.data).encode())
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -149,7 +149,7 @@ def load(root: str, cid: str, shared: bool = False) -> Container:
     try:
         _lock(fd, shared)
         with open(os.open(STATE_FILE, os.O_RDONLY | os.O_CLOEXEC, dir_fd=fd), "rb") as f:
-            data = json.loads(f.read())
+            data = jsonio.loads(f.read())
     except FileNotFoundError:
         os.close(fd)
         raise ContainerNotFound(cid) from None
@@ -161,6 +161,6 @@ def load(root: str, cid: str, shared: bool = False) -> Container:
 
 def list_ids(root: str) -> list[str]:
     try:
-        return sorted(n for n in os.listdir(root) if _ID_RE.match(n))
+        return sorted(n for n in os.listdir(root) if _ID_CHARS.issuperset(n))
     except FileNotFoundError:
         return []

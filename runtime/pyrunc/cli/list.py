@@ -1,7 +1,7 @@
 """list [-f table|json] [-q]."""
 from __future__ import annotations
 
-import json
+from pyrunc import jsonio
 import sys
 
 from pyrunc import state as st
@@ -26,7 +26,7 @@ def main(cmd: str, g, argv: list[str]) -> int:
     if opts["quiet"]:
         sys.stdout.write("".join(r["id"] + "\n" for r in rows))
     elif opts["format"] == "json":
-        sys.stdout.write(json.dumps(rows) + "\n")
+        sys.stdout.write(jsonio.dumps(rows) + "\n")
     else:
         fmt = "{:<12} {:<10} {:<10} {:<40} {:<31} {}\n"
         out = [fmt.format("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]

@@ -1,7 +1,7 @@
 """state: the OCI state of one container as JSON."""
 from __future__ import annotations
 
-import json
+from pyrunc import jsonio
 import sys
 
 from pyrunc import state as st
@@ -15,7 +15,7 @@ def main(cmd: str, g, argv: list[str]) -> int:
     with context(f"{cmd} {cid}"):
         c = st.load(g.root, cid, shared=True)
         try:
-            sys.stdout.write(json.dumps(c.oci_state(), indent=2) + "\n")
+            sys.stdout.write(jsonio.dumps(c.oci_state(), indent=2) + "\n")
         finally:
             c.close()
     return 0
