@@ -49,6 +49,7 @@ bench_sh() {  # bench_sh NAME SCRIPT: the same for a script; @RT@ is the runtime
 bench run run -b "$work/bundle" bench-run@ID@
 bench_sh create-start-delete "@RT@ create -b $work/bundle bench-csd@ID@ && @RT@ start bench-csd@ID@ && @RT@ delete -f bench-csd@ID@"
 bench state state bench-state@ID@
+bench exec exec bench-state@ID@ true  # into the running sleeper
 
 "$here/.venv/bin/python" - "$out" <<'PY'
 import json, pathlib, sys

@@ -9,13 +9,18 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import signal
 import time
 
+# _signal is the C module: `signal` would first build its enums (~2 ms of start-up)
+from _signal import SIGKILL
+
+from pyrunc import hooks
 from pyrunc import state as st
 from pyrunc.errors import InvalidStatus, PyruncError, context
-from pyrunc.process.protocol import Channel
-from pyrunc.spec.plan import Plan
+
+TYPE_CHECKING = False  # typing costs ~3 ms to import; start/kill/delete must stay light
+if TYPE_CHECKING:
+    from pyrunc.spec.plan import Plan
 
 # which statuses each operation accepts (runtime.md "Operations")
 ALLOWED = {
@@ -24,7 +29,7 @@ ALLOWED = {
     "pause": {"running"},
     "resume": {"paused"},
     "exec": {"created", "running"},
-    "delete": {"stopped"},
+    "delete": {"stopped", "created"},  # a created init is killed, as runc does
     "update": {"created", "running", "paused"},
 }
 
@@ -41,7 +46,8 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
 
 
-def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup: bool = False) -> st.Container:
+def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup: bool = False,
+           rootless: bool = False) -> st.Container:
     """Set the container up to the exec.fifo barrier; return its (locked) state."""
     from pyrunc.cgroups import open_manager
 
@@ -53,8 +59,9 @@ def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup
     with contextlib.ExitStack() as undo:
         c = st.create_dir(root, plan.id, data)
         undo.callback(c.remove)
+        hooks.on_create(undo, c, plan.config)
         _save_config(c, plan.config)
-        cg = open_manager(linux.get("cgroupsPath"), plan.id, systemd=systemd_cgroup)
+        cg = open_manager(linux.get("cgroupsPath"), plan.id, systemd=systemd_cgroup, rootless=rootless)
         with context("linux.cgroupsPath"):
             cg.create()
         undo.callback(cg.destroy)
@@ -75,9 +82,9 @@ def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup
 
 
 def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: contextlib.ExitStack) -> int:
-    from pyrunc.linux import sched
     from pyrunc.linux import confine
     from pyrunc.process import init as child
+    from pyrunc.process.protocol import Channel
     from pyrunc.syscalls import calls as sc
 
     # Orphans of our children (the init after the pid-namespace fork) come to
@@ -98,23 +105,33 @@ def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: contextlib.ExitS
     child_end.close()
     undo.callback(_reap, pid)
     undo.callback(_kill_quietly, pid)
-    sched.set_affinity(pid, plan.attrs.cpus_initial, "initial")  # before the cgroup move
     with parent_end:
         with context("cgroup"):
             cg.apply(pid)
         parent_end.send("go")
+        if plan.new_ns & sc.CLONE_NEWUSER:
+            _userns().handshake_parent(parent_end, pid, plan.config["linux"]["uidMappings"],
+                                       plan.config["linux"]["gidMappings"])
         init_pid = parent_end.recv("pid")["pid"]
         if init_pid != pid:
             undo.callback(_reap, init_pid)
         undo.callback(_kill_quietly, init_pid)
+        hooks.create_runtime(parent_end, plan, c, init_pid)  # prestart, createRuntime
         if plan.config.get("linux", {}).get("netDevices"):
-            _netdev().attach(plan.config["linux"]["netDevices"], init_pid, c.data, undo)
+            _netdev().attach(plan.config["linux"]["netDevices"], init_pid, c.data, undo,
+                             owned=bool(plan.new_ns & sc.CLONE_NEWNET))
             parent_end.send("netdevices-done")
-        confine.hand_over_listener(plan.confine, parent_end, confine.creating_state(plan, init_pid))
+        confine.hand_over_listener(plan.confine, parent_end, confine.creating_state(plan, init_pid), init_pid)
         parent_end.recv("ready")
     if init_pid != pid:
         os.waitpid(pid, 0)
     return init_pid
+
+
+def _userns():
+    from pyrunc.linux import userns
+
+    return userns
 
 
 def _netdev():
@@ -126,7 +143,7 @@ def _netdev():
 
 def _kill_quietly(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, SIGKILL)
 
 
 def _reap(pid: int) -> None:
@@ -168,11 +185,13 @@ def start(c: st.Container) -> None:
         fd = os.open(st.FIFO, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=c.dir_fd)
     except OSError as exc:  # ENXIO: nobody reads the fifo, the init is gone
         raise PyruncError(f"start {c.id}: container init is not waiting: {exc.strerror}") from None
+    sync_fd = hooks.before_start(c)
     try:
         os.write(fd, b"0")
     finally:
         os.close(fd)
     os.unlink(st.FIFO, dir_fd=c.dir_fd)
+    hooks.after_start(c, sync_fd)  # startContainer's outcome, then poststart
 
 
 def kill(c: st.Container, sig: int, all_procs: bool = False) -> None:
@@ -184,14 +203,24 @@ def kill(c: st.Container, sig: int, all_procs: bool = False) -> None:
         os.kill(c.pid, sig)
     except ProcessLookupError:
         raise InvalidStatus(c.id, "kill", "stopped") from None
-    if status == "paused" and sig == signal.SIGKILL:
+    if status == "paused" and sig == SIGKILL:
         c.cgroup().thaw()
+
+
+def pause(c: st.Container) -> None:
+    require(c, "pause")
+    c.cgroup().freeze()
+
+
+def resume(c: st.Container) -> None:
+    require(c, "resume")
+    c.cgroup().thaw()
 
 
 def delete(c: st.Container, force: bool = False) -> None:
     status = c.status()
     if c.data.get("netDevices") and (force or status in ("created", "stopped")):
-        _netdev().move_out(c.data["netDevices"], c.pid if status != "stopped" else 0)
+        _netdev().move_out(c.data["netDevices"], f"/proc/{c.pid}/ns/net" if status != "stopped" else None)
     if status != "stopped":
         if not force and status != "created":
             raise InvalidStatus(c.id, "delete", status)
@@ -199,3 +228,4 @@ def delete(c: st.Container, force: bool = False) -> None:
     if c.data.get("cgroup"):
         c.cgroup().destroy()
     c.remove()
+    hooks.after_delete(c)  # poststop

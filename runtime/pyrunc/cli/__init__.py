@@ -20,6 +20,12 @@ COMMANDS = {
     "list": ("list", "list containers"),
     "spec": ("spec", "write a default config.json"),
     "features": ("features", "print what this runtime implements (JSON)"),
+    "exec": ("exec", "run a process in an existing container"),
+    "pause": ("pause", "freeze every process of a container"),
+    "resume": ("pause", "thaw a paused container"),
+    "update": ("update", "change a container's cgroup limits"),
+    "events": ("events", "print container stats and OOM events as JSON"),
+    "ps": ("ps", "list the processes in a container's cgroup"),
 }
 
 GLOBAL_FLAGS = [

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 
 from pyrunc import lifecycle
 from pyrunc import state as st
 from pyrunc.cli.args import BOOL, INT, STR, Flag, one_id, parse
-from pyrunc.errors import UsageError, context
+from pyrunc.errors import context
 
 CREATE_FLAGS = [
     Flag("--bundle,-b", STR, "."), Flag("--pid-file", STR), Flag("--console-socket", STR),
@@ -22,7 +23,7 @@ def main(cmd: str, g, argv: list[str]) -> int:
     cid = one_id(pos, cmd)
     st.check_id(cid)
     with context(f"{cmd} {cid}"):
-        c = _create(g, cid, opts)
+        c, master = _create(g, cid, opts, detach=cmd == "create" or opts["detach"])
         if cmd == "create":
             c.close()
             return 0
@@ -35,26 +36,36 @@ def main(cmd: str, g, argv: list[str]) -> int:
         c.close()
         if opts["detach"]:
             return 0
-        status = _wait(pid)
+        if master is None:
+            status = _wait(pid)
+        else:
+            from pyrunc.linux.terminal import relay
+            status = relay(master, lambda on_winch: _wait(pid, on_winch))
         if not opts["keep"]:
             lifecycle.delete(st.load(g.root, cid), force=True)
         return status
 
 
-def _create(g, cid: str, opts: dict) -> st.Container:
+def _create(g, cid: str, opts: dict, detach: bool) -> tuple[st.Container, int | None]:
+    """The container, and the pty master when this foreground run relays the terminal itself."""
     from pyrunc.spec.load import load_config
     from pyrunc.spec.plan import build
 
     config, bundle = load_config(opts["bundle"])
     preserve = opts["preserve_fds"] + _listen_fds(config)
-    if config.get("process", {}).get("terminal"):
-        raise UsageError("process.terminal is not supported yet")
+    from pyrunc.linux.terminal import HostConsole
+    console = HostConsole(bool(config.get("process", {}).get("terminal")), opts["console_socket"], detach)
     plan = build(config, bundle, cid, no_pivot=opts["no_pivot"], no_new_keyring=opts["no_new_keyring"],
                  preserve_fds=preserve)
+    plan.console_fd = console.child_fd()
     if not os.path.isdir(plan.rootfs):
         from pyrunc.errors import BundleError
         raise BundleError(f"root.path {plan.rootfs}: not a directory or does not exist")
-    return lifecycle.create(g.root, plan, pid_file=opts["pid_file"], systemd_cgroup=g.systemd_cgroup)
+    from pyrunc.rootless import preflight
+    rootless = preflight(plan, g.rootless)
+    c = lifecycle.create(g.root, plan, pid_file=opts["pid_file"], systemd_cgroup=g.systemd_cgroup,
+                         rootless=rootless)
+    return c, console.created()
 
 
 def _listen_fds(config: dict) -> int:
@@ -67,8 +78,10 @@ def _listen_fds(config: dict) -> int:
     return int(n)
 
 
-def _wait(pid: int) -> int:
-    """Forward signals to the init and return its exit status (128+signal when killed)."""
+def _wait(pid: int, on_winch: Callable[[], None] | None = None) -> int:
+    """Forward signals to the init and return its exit status (128+signal when killed).
+
+    With ``on_winch`` (we relay a pty), SIGWINCH resizes the pty instead of being forwarded."""
     def forward(signum: int, _frame: object) -> None:
         try:
             os.kill(pid, signum)
@@ -78,7 +91,7 @@ def _wait(pid: int) -> int:
     for sig in signal.valid_signals():
         if sig not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD):
             try:
-                signal.signal(sig, forward)
+                signal.signal(sig, (lambda *_: on_winch()) if on_winch and sig == signal.SIGWINCH else forward)
             except (OSError, ValueError):
                 pass
     while True:

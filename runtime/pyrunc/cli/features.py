@@ -4,25 +4,34 @@ from __future__ import annotations
 import json
 import sys
 
+from pyrunc import hooks
 from pyrunc.cli.args import parse
 
 
 def features() -> dict:
-    from pyrunc.spec import mountopts
+    from pyrunc.linux import confine
+    from pyrunc.spec import mountopts, procattrs
     from pyrunc.spec.plan import NAMESPACE_FLAGS
 
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.3.0",
-        "hooks": [],
+        "hooks": list(hooks.KINDS),
         "mountOptions": mountopts.all_options(),
         "linux": {
             "namespaces": sorted(NAMESPACE_FLAGS),
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": _idmap()}},
+            **procattrs.features(),
+            **confine.features(),
         },
         "annotations": {"org.opencontainers.runtime-spec.version": "1.3.0"},
     }
+
+
+def _idmap() -> bool:
+    from pyrunc.rootless import idmap_supported
+    return idmap_supported()
 
 
 def main(cmd: str, g, argv: list[str]) -> int:

@@ -19,7 +19,8 @@ _KEEP = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_RELATIME | sc.MS_NOATI
 def mount(rootfd: int, op: MountOp, cgroup_dirs: dict[str, str], cgroup_mounts: dict[str, str],
           new_cgroupns: bool) -> None:
     flags = op.opts.flags & _KEEP
-    ro = op.opts.flags & sc.MS_RDONLY
+    # Without its own cgroup namespace the container sees host cgroup directories: never writable.
+    ro = op.opts.flags & sc.MS_RDONLY if new_cgroupns else sc.MS_RDONLY
     fd = paths.mkdir_all(rootfd, op.destination)
     try:
         target = paths.fd_path(fd)

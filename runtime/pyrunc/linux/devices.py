@@ -1,12 +1,18 @@
-"""/dev inside the container: runtime-linux.md's default devices, linux.devices, and the symlinks."""
+"""/dev inside the container: runtime-linux.md's default devices, linux.devices, and the symlinks.
+
+Every node is made relative to the rootfs (paths.open_in_root), never through
+a symlink out of it. Where mknod is refused (a user namespace, a devices
+cgroup without "m"), the host's node at the same path is bind-mounted instead.
+"""
 from __future__ import annotations
 
-import errno
 import os
+import posixpath
 import stat
 
-from pyrunc.errors import context
+from pyrunc.errors import ConfigError, PyruncError, context
 from pyrunc.linux import paths
+from pyrunc.syscalls import calls as sc
 
 # runtime-linux.md "Default Devices": (name, major, minor)
 DEFAULT_DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
@@ -16,28 +22,49 @@ SYMLINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/
 _TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
 
 
+class Node:
+    __slots__ = ("label", "path", "mode", "rdev", "uid", "gid")
+
+    def __init__(self, label: str, path: str, mode: int, rdev: int, uid: int = 0, gid: int = 0) -> None:
+        self.label, self.path, self.mode, self.rdev, self.uid, self.gid = label, path, mode, rdev, uid, gid
+
+
 def dev_is_bind(mounts: list) -> bool:
     return any(op.destination.rstrip("/") == "/dev" and op.is_bind for op in mounts)
 
 
+def config_nodes(devices: list[dict]) -> list[Node]:
+    """linux.devices as Nodes; a path that is not a plain name under /dev is refused."""
+    nodes = []
+    for i, dev in enumerate(devices):
+        label = f"linux.devices[{i}]"
+        path = dev["path"]
+        if posixpath.normpath(path) != path or not path.startswith("/dev/"):
+            raise ConfigError(f"{label}.path: {path!r} must be a normalized path under /dev/")
+        mode = _TYPES[dev["type"]] | (dev.get("fileMode", 0o666) & 0o7777)
+        rdev = 0 if dev["type"] == "p" else os.makedev(dev.get("major", 0), dev.get("minor", 0))
+        nodes.append(Node(f"{label} {path}", path, mode, rdev, dev.get("uid", 0), dev.get("gid", 0)))
+    return nodes
+
+
 def setup(rootfd: int, devices: list[dict], *, defaults: bool) -> None:
     """Create the default devices (unless /dev is a bind mount) and every linux.devices entry."""
-    devfd = paths.mkdir_all(rootfd, "/dev")
-    try:
-        if defaults:
-            for name, major, minor in DEFAULT_DEVICES:
-                with context(f"/dev/{name}"):
-                    _node(rootfd, f"/dev/{name}", stat.S_IFCHR | 0o666, os.makedev(major, minor), 0, 0)
+    nodes = config_nodes(devices)
+    if defaults:
+        nodes[:0] = [Node(f"/dev/{n}", f"/dev/{n}", stat.S_IFCHR | 0o666, os.makedev(ma, mi))
+                     for n, ma, mi in DEFAULT_DEVICES]
+        devfd = paths.mkdir_all(rootfd, "/dev")
+        try:
             for name, target in SYMLINKS:
                 _symlink(devfd, name, target)
-            _symlink(devfd, "ptmx", "pts/ptmx")
-    finally:
-        os.close(devfd)
-    for i, dev in enumerate(devices):
-        with context(f"linux.devices[{i}] {dev['path']}"):
-            mode = _TYPES[dev["type"]] | (dev.get("fileMode", 0o666) & 0o7777)
-            rdev = os.makedev(dev.get("major", 0), dev.get("minor", 0))
-            _node(rootfd, dev["path"], mode, rdev, dev.get("uid", 0), dev.get("gid", 0))
+            with context("/dev/ptmx"):
+                paths.unlink_nondir(devfd, "ptmx", "/dev/ptmx")
+                os.symlink("pts/ptmx", "ptmx", dir_fd=devfd)
+        finally:
+            os.close(devfd)
+    for node in nodes:
+        with context(node.label):
+            make_node(rootfd, node)
 
 
 def _symlink(dirfd: int, name: str, target: str) -> None:
@@ -47,25 +74,37 @@ def _symlink(dirfd: int, name: str, target: str) -> None:
         pass
 
 
-def _node(rootfd: int, path: str, mode: int, rdev: int, uid: int, gid: int) -> None:
-    parent, _, base = path.rpartition("/")
-    pfd = paths.mkdir_all(rootfd, parent or "/")
+def make_node(rootfd: int, node: Node) -> None:
+    parent, base = paths.split(node.path)
+    pfd = paths.mkdir_all(rootfd, parent)
     try:
+        paths.unlink_nondir(pfd, base, node.path)
         try:
-            os.unlink(base, dir_fd=pfd)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            if exc.errno != errno.EISDIR:
-                raise
-            raise IsADirectoryError(exc.errno, "a directory is in the way", path) from None
-        os.mknod(base, mode, rdev, dir_fd=pfd)
-        # mknod honours the umask; the spec's fileMode is exact.
+            os.mknod(base, node.mode, node.rdev, dir_fd=pfd)
+        except PermissionError:
+            _bind_host_node(rootfd, node)
+            return
         fd = os.open(base, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
         try:
-            os.chmod(paths.fd_path(fd), mode & 0o7777)
-            os.chown(paths.fd_path(fd), uid, gid)
+            # mknod honours the umask; the spec's fileMode is exact.
+            os.chmod(paths.fd_path(fd), node.mode & 0o7777)
+            os.chown(paths.fd_path(fd), node.uid, node.gid)
         finally:
             os.close(fd)
     finally:
         os.close(pfd)
+
+
+def _bind_host_node(rootfd: int, node: Node) -> None:
+    """mknod is refused: bind the host's node of the same path, if it is the same device."""
+    try:
+        st = os.stat(node.path)
+    except OSError as exc:
+        raise PyruncError(f"mknod: EPERM and no host node to bind: {exc.strerror}") from None
+    if stat.S_IFMT(st.st_mode) != stat.S_IFMT(node.mode) or (node.rdev and st.st_rdev != node.rdev):
+        raise PyruncError(f"mknod: EPERM and the host's {node.path} is another device")
+    fd = paths.replace_with_file(rootfd, node.path)
+    try:
+        sc.mount(node.path, paths.fd_path(fd), None, sc.MS_BIND, label=node.path)
+    finally:
+        os.close(fd)

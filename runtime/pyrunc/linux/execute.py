@@ -5,6 +5,7 @@ import os
 import stat
 
 from pyrunc.errors import PyruncError, context
+from pyrunc.linux import userns
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -82,14 +83,25 @@ def final_env(process: dict) -> list[str]:
 def switch_user(user: dict) -> None:
     uid, gid = user.get("uid", 0), user.get("gid", 0)
     with context("process.user"):
-        os.setgroups(user.get("additionalGids", []))
+        userns.setgroups(user.get("additionalGids", []))
         os.setresgid(gid, gid, gid)
         os.setresuid(uid, uid, uid)
 
 
 def enter_cwd(cwd: str) -> None:
+    """Resolve cwd beneath the container root: symlinks cannot climb out of it and magic
+    links are refused, so /proc/self/fd/N naming a host directory that leaked into this
+    process cannot become the program's cwd (CVE-2024-21626)."""
+    from pyrunc.syscalls import calls as sc
+
     with context(f"process.cwd {cwd}"):
-        os.chdir(cwd)
-        # A cwd reached through a leaked host fd would be outside our root (CVE-2024-21626).
-        if not os.getcwd().startswith("/"):
-            raise ExecError(f"process.cwd {cwd}: resolves outside the container root")
+        root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fd = sc.openat2(root, cwd.lstrip("/") or ".", os.O_PATH | os.O_DIRECTORY,
+                            sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS)
+        finally:
+            os.close(root)
+        try:
+            os.fchdir(fd)
+        finally:
+            os.close(fd)

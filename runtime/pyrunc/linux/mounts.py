@@ -1,17 +1,29 @@
-"""Carry out config mounts inside the rootfs (before pivot_root)."""
+"""Carry out config mounts inside the rootfs (before pivot_root).
+
+Destinations are resolved inside the rootfs (paths.open_in_root); bind
+sources are host paths, as config.md defines them. Options come parsed from
+spec/mountopts.py: mount(2) flags, propagation changes, recursive attributes
+(mount_setattr with AT_RECURSIVE), fs data, and tmpcopyup.
+"""
 from __future__ import annotations
 
 import os
 import stat
 
 from pyrunc.errors import context
-from pyrunc.linux import cgroupfs, paths
+from pyrunc.linux import cgroupfs, idmap, paths
 from pyrunc.spec.plan import MountOp, Plan
 from pyrunc.syscalls import calls as sc
 
-# flags that only make sense on a remount of a bind mount
-_BIND_REMOUNT_MASK = (sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_NOATIME
-                      | sc.MS_NODIRATIME | sc.MS_RELATIME | sc.MS_STRICTATIME | sc.MS_NOSYMFOLLOW)
+# per-mount flags: the only ones a remount of a bind mount changes
+_PER_MOUNT = (sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_NOATIME
+              | sc.MS_NODIRATIME | sc.MS_RELATIME | sc.MS_STRICTATIME | sc.MS_NOSYMFOLLOW)
+_ATIME_MODES = sc.MS_NOATIME | sc.MS_RELATIME | sc.MS_STRICTATIME
+_ST_NOSYMFOLLOW = 0x2000  # statvfs f_flag bit (os lacks the constant)
+_STATVFS_FLAGS = ((os.ST_RDONLY, sc.MS_RDONLY), (os.ST_NOSUID, sc.MS_NOSUID), (os.ST_NODEV, sc.MS_NODEV),
+                  (os.ST_NOEXEC, sc.MS_NOEXEC), (os.ST_NOATIME, sc.MS_NOATIME),
+                  (os.ST_NODIRATIME, sc.MS_NODIRATIME), (os.ST_RELATIME, sc.MS_RELATIME),
+                  (_ST_NOSYMFOLLOW, sc.MS_NOSYMFOLLOW))
 
 
 def setup_root(plan: Plan) -> int:
@@ -19,8 +31,30 @@ def setup_root(plan: Plan) -> int:
     with context("linux.rootfsPropagation"):
         sc.mount(None, "/", None, plan.rootfs_propagation)
     with context(f"root.path {plan.rootfs}"):
+        _parent_mount_private(plan.rootfs)
         sc.mount(plan.rootfs, plan.rootfs, None, sc.MS_BIND | sc.MS_REC)
         return os.open(plan.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _parent_mount_private(rootfs: str) -> None:
+    """pivot_root refuses a new root whose parent mount is shared (rootfsPropagation "shared")."""
+    real = os.path.realpath(rootfs)
+    best, shared = "", False
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            point = _unescape(fields[4])
+            inside = real == point or real.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best):
+                best, shared = point, any(o.startswith("shared:") for o in fields[6:fields.index("-")])
+    if shared:
+        sc.mount(None, best, None, sc.MS_PRIVATE)
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as a backslash and three octal digits."""
+    head, *rest = field.split("\\")
+    return head + "".join(chr(int(p[:3], 8)) + p[3:] for p in rest)
 
 
 def apply_all(plan: Plan, rootfd: int, cgroup) -> None:
@@ -31,6 +65,13 @@ def apply_all(plan: Plan, rootfd: int, cgroup) -> None:
                 cgroupfs.mount(rootfd, op, cgroup.dirs, cgroup.mounts, bool(plan.new_ns & sc.CLONE_NEWCGROUP))
             else:
                 apply(rootfd, op)
+
+
+def mount_flags(path: str) -> int:
+    """The per-mount flags ``path``'s mount has now, as MS_* bits (strictatime made explicit)."""
+    st = os.statvfs(path)
+    flags = sum(ms for st_flag, ms in _STATVFS_FLAGS if st.f_flag & st_flag)
+    return flags if flags & _ATIME_MODES else flags | sc.MS_STRICTATIME
 
 
 def _source_is_dir(op: MountOp) -> bool:
@@ -44,27 +85,94 @@ def _source_is_dir(op: MountOp) -> bool:
 
 def apply(rootfd: int, op: MountOp) -> None:
     o = op.opts
-    fd = paths.make_mountpoint(rootfd, op.destination, _source_is_dir(op))
+    if o.flags & sc.MS_REMOUNT:
+        fd = paths.open_in_root(rootfd, op.destination)
+    else:
+        fd = _mount_new(rootfd, op)
     try:
         target = paths.fd_path(fd)
-        if op.is_bind:
-            sc.mount(op.source, target, None, o.flags & (sc.MS_BIND | sc.MS_REC), label=op.destination)
-        else:
-            source = op.source or op.fstype or "none"
-            sc.mount(source, target, op.fstype, o.flags & ~sc.MS_REMOUNT, ",".join(o.data) or None,
-                     label=op.destination)
-    finally:
-        os.close(fd)
-    # Re-resolve: the fd above names the covered directory, not the new mount.
-    fd = paths.open_in_root(rootfd, op.destination)
-    try:
-        target = paths.fd_path(fd)
-        if op.is_bind and o.flags & _BIND_REMOUNT_MASK:
-            sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | (o.flags & _BIND_REMOUNT_MASK),
-                     label=op.destination)
+        if op.is_bind and (o.flags & sc.MS_REMOUNT or o.flags & _PER_MOUNT or o.clear & _PER_MOUNT):
+            # A bind keeps the source mount's flags; options change them, "rw" & co. clear them.
+            flags = (mount_flags(target) & ~o.clear) | (o.flags & _PER_MOUNT)
+            if not flags & _ATIME_MODES:
+                flags |= sc.MS_RELATIME  # a remount without any mode keeps the old one: "atime" must win
+            sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | flags, label=op.destination)
+        elif o.flags & sc.MS_REMOUNT:
+            sc.mount(None, target, None, o.flags, ",".join(o.data) or None, label=op.destination)
         for prop in o.propagation:
             sc.mount(None, target, None, prop, label=op.destination)
         if o.rec_set or o.rec_clr:
             sc.mount_setattr(fd, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, o.rec_set, o.rec_clr)
     finally:
         os.close(fd)
+
+
+def _mount_new(rootfd: int, op: MountOp) -> int:
+    """Mount at the destination; return an O_PATH fd to the new mount's root."""
+    o = op.opts
+    fd = paths.make_mountpoint(rootfd, op.destination, _source_is_dir(op))
+    covered = None
+    try:
+        target = paths.fd_path(fd)
+        if op.is_bind:
+            if not idmap.attach(op, target):
+                sc.mount(op.source, target, None, o.flags & (sc.MS_BIND | sc.MS_REC), label=op.destination)
+        else:
+            if "tmpcopyup" in o.extra and op.fstype == "tmpfs":
+                covered = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            sc.mount(op.source or op.fstype or "none", target, op.fstype, o.flags,
+                     ",".join(o.data) or None, label=op.destination)
+    finally:
+        os.close(fd)
+    # Re-resolve: the fd above names the covered directory, not the new mount.
+    fd = paths.open_in_root(rootfd, op.destination)
+    if covered is not None:
+        with context("tmpcopyup"):
+            try:
+                new = os.open(paths.fd_path(fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    copy_tree(covered, new)
+                finally:
+                    os.close(new)
+            finally:
+                os.close(covered)
+    return fd
+
+
+def copy_tree(src: int, dst: int) -> None:
+    """Copy the directory ``src`` into ``dst`` (both fds) without following any symlink."""
+    for entry in os.scandir(src):
+        name = entry.name
+        st = entry.stat(follow_symlinks=False)
+        if stat.S_ISDIR(st.st_mode):
+            os.mkdir(name, 0o700, dir_fd=dst)
+            s = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src)
+            d = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dst)
+            try:
+                copy_tree(s, d)
+            finally:
+                os.close(s)
+                os.close(d)
+        elif stat.S_ISREG(st.st_mode):
+            _copy_file(src, dst, name)
+        elif stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
+        else:  # fifo, socket, device node
+            os.mknod(name, st.st_mode, st.st_rdev, dir_fd=dst)
+        os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+        if not stat.S_ISLNK(st.st_mode):
+            os.chmod(name, stat.S_IMODE(st.st_mode), dir_fd=dst)
+        os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst, follow_symlinks=False)
+
+
+def _copy_file(src: int, dst: int, name: str) -> None:
+    s = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src)
+    try:
+        d = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dst)
+        try:
+            while os.sendfile(d, s, None, 1 << 20):
+                pass
+        finally:
+            os.close(d)
+    finally:
+        os.close(s)

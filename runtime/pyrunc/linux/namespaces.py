@@ -19,9 +19,10 @@ def join(plan: Plan) -> None:
 
 
 def unshare(plan: Plan) -> None:
-    if plan.new_ns:
+    flags = plan.new_ns & ~sc.CLONE_NEWUSER  # entered first and alone: linux/userns.py enter_new
+    if flags:
         with context("linux.namespaces"):
-            sc.unshare(plan.new_ns)
+            sc.unshare(flags)
 
 
 def needs_fork(plan: Plan) -> bool:

@@ -2,24 +2,43 @@
 
 openat2(RESOLVE_IN_ROOT) keeps every lookup (symlinks and '..' included)
 inside the rootfs, so a hostile rootfs cannot point a mount or a device node
-at the host. Mounts then target the resolved O_PATH fd via /proc/self/fd.
+at the host. Mounts then target the resolved O_PATH fd via /proc/self/fd,
+after checking that /proc is really a procfs (a rootfs could put a directory
+of symlinks there).
 """
 from __future__ import annotations
 
 import errno
 import os
 
+from pyrunc.errors import PyruncError, SyscallError
+from pyrunc.linux import procfs
 from pyrunc.syscalls import calls as sc
 
 _RESOLVE = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS
+_checked_root: tuple[int, int] | None = None  # (st_dev, st_ino) of the / whose /proc was verified
 
 
 def open_in_root(rootfd: int, path: str, flags: int = os.O_PATH) -> int:
-    return sc.openat2(rootfd, path.lstrip("/") or ".", flags, _RESOLVE)
+    try:
+        return sc.openat2(rootfd, path.lstrip("/") or ".", flags, _RESOLVE)
+    except SyscallError as exc:  # name the path as the container sees it
+        raise SyscallError("openat2", exc.errno or 0, path) from None
 
 
 def fd_path(fd: int) -> str:
+    """A path naming exactly what ``fd`` refers to, for syscalls that take only paths (mount)."""
+    _check_procfs()
     return f"/proc/self/fd/{fd}"
+
+
+def _check_procfs() -> None:
+    """/proc of the current root must be a real procfs (checked again after pivot_root)."""
+    global _checked_root
+    root = os.stat("/")
+    if _checked_root != (root.st_dev, root.st_ino):
+        os.close(procfs.open_proc("self/fd", os.O_PATH | os.O_DIRECTORY, proc="/proc"))
+        _checked_root = (root.st_dev, root.st_ino)
 
 
 def mkdir_all(rootfd: int, path: str, mode: int = 0o755) -> int:
@@ -44,10 +63,18 @@ def mkdir_all(rootfd: int, path: str, mode: int = 0o755) -> int:
     return open_in_root(rootfd, path, os.O_PATH | os.O_DIRECTORY)
 
 
+def split(path: str) -> tuple[str, str]:
+    """("/a/b", "c") for "/a/b/c"; the last component must be a plain name."""
+    parent, _, base = path.rstrip("/").rpartition("/")
+    if base in ("", ".", ".."):
+        raise PyruncError(f"{path}: not a path to a file")
+    return parent or "/", base
+
+
 def make_file(rootfd: int, path: str, mode: int = 0o644) -> int:
     """Create an empty file at ``path`` inside the root if absent; return an O_PATH fd to it."""
-    parent, _, base = path.rstrip("/").rpartition("/")
-    pfd = mkdir_all(rootfd, parent or "/")
+    parent, base = split(path)
+    pfd = mkdir_all(rootfd, parent)
     try:
         fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=pfd)
         os.close(fd)
@@ -61,3 +88,30 @@ def make_file(rootfd: int, path: str, mode: int = 0o644) -> int:
 
 def make_mountpoint(rootfd: int, path: str, is_dir: bool) -> int:
     return mkdir_all(rootfd, path) if is_dir else make_file(rootfd, path)
+
+
+def replace_with_file(rootfd: int, path: str, mode: int = 0o600) -> int:
+    """Put a fresh empty regular file at ``path`` (a symlink or file there is removed); O_PATH fd."""
+    parent, base = split(path)
+    pfd = mkdir_all(rootfd, parent)
+    try:
+        unlink_nondir(pfd, base, path)
+        os.close(os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
+                         dir_fd=pfd))
+        return os.open(base, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+    finally:
+        os.close(pfd)
+
+
+def unlink_nondir(dirfd: int, name: str, path: str) -> None:
+    """Remove ``name`` unless absent; a directory in the way is an error, not something to delete."""
+    try:
+        os.unlink(name, dir_fd=dirfd)
+    except FileNotFoundError:
+        pass
+    except IsADirectoryError:
+        raise PyruncError(f"{path}: a directory is in the way") from None
+    except OSError as exc:
+        if exc.errno == errno.EBUSY:  # a mount point (e.g. /dev/console bound by an earlier step)
+            raise PyruncError(f"{path}: busy (a mount point)") from None
+        raise

@@ -1,14 +1,27 @@
-"""Switch into the rootfs and apply the path policies that act on the final tree."""
+"""Switch into the rootfs and apply the path policies that act on the final tree.
+
+After pivot_root every path is still resolved with openat2(RESOLVE_IN_ROOT |
+RESOLVE_NO_MAGICLINKS) from an fd of the new root, so a symlink into
+/proc/<pid>/root or a leaked fd cannot redirect a mask to the host.
+"""
 from __future__ import annotations
 
 import errno
 import os
+import stat
 
-from pyrunc.errors import context
+from pyrunc.errors import PyruncError, context
+from pyrunc.linux import paths
+from pyrunc.linux.mounts import mount_flags
+from pyrunc.spec.mountopts import PROPAGATION
 from pyrunc.syscalls import calls as sc
 
+_MASK_FLAGS = sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+_NULL = os.makedev(1, 3)
 
-def pivot(rootfs: str, no_pivot: bool) -> None:
+
+def pivot(rootfs: str, no_pivot: bool, propagation: str | None = None) -> None:
+    """Make ``rootfs`` the root; then give it linux.rootfsPropagation when the config sets one."""
     os.chdir(rootfs)
     if no_pivot:
         # MS_MOVE + chroot for hosts whose root is not a mount (initramfs); weaker, hence opt-in.
@@ -18,48 +31,118 @@ def pivot(rootfs: str, no_pivot: bool) -> None:
     else:
         # pivot_root(".", ".") stacks the old root on top of the new one; make it
         # slave so the detach below does not propagate back to the host, then drop it.
+        # "." must be the old root itself (entered through its fd): from the new
+        # root's directory the MS_REC would also reach the container's own mounts
+        # and undo their "shared" propagation.
         with context("pivot_root"):
-            sc.pivot_root(".", ".")
+            old = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                sc.pivot_root(".", ".")
+                os.fchdir(old)
+            finally:
+                os.close(old)
             sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
             sc.umount2(".", sc.MNT_DETACH)
     os.chdir("/")
+    if propagation:
+        # The rootfs mount itself: its submounts keep what their own options (or the
+        # recursive change of the host tree before the mounts) gave them.
+        with context(f"linux.rootfsPropagation {propagation}"):
+            sc.mount(None, "/", None, PROPAGATION[propagation] & ~sc.MS_REC)
+
+
+def _open_existing(rootfd: int, path: str) -> int | None:
+    """An O_PATH fd for ``path`` in the root, or None when it does not exist (nothing to protect)."""
+    try:
+        return paths.open_in_root(rootfd, path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return None
+        raise
+
+
+class _Masker:
+    """Files go behind the container's /dev/null; directories behind one empty read-only tmpfs."""
+
+    def __init__(self, rootfd: int) -> None:
+        self.rootfd = rootfd
+        self.null: int | None = None
+        self.tmpfs: int | None = None  # root of the first masking tmpfs, bound over later directories
+
+    def mask(self, fd: int, path: str) -> None:
+        target = paths.fd_path(fd)
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):
+            sc.mount(paths.fd_path(self._null()), target, None, sc.MS_BIND, label=path)
+        elif self.tmpfs is None:
+            sc.mount("tmpfs", target, "tmpfs", _MASK_FLAGS, "size=0k,mode=000", label=path)
+            self.tmpfs = paths.open_in_root(self.rootfd, path)
+        else:
+            sc.mount(paths.fd_path(self.tmpfs), target, None, sc.MS_BIND, label=path)
+            new = paths.open_in_root(self.rootfd, path)
+            try:
+                sc.mount(None, paths.fd_path(new), None, sc.MS_BIND | sc.MS_REMOUNT | _MASK_FLAGS, label=path)
+            finally:
+                os.close(new)
+
+    def _null(self) -> int:
+        if self.null is None:
+            fd = paths.open_in_root(self.rootfd, "/dev/null")
+            st = os.fstat(fd)
+            if not stat.S_ISCHR(st.st_mode) or st.st_rdev != _NULL:
+                os.close(fd)
+                raise PyruncError("/dev/null in the container is not the null device (1:3): refusing to mask with it")
+            self.null = fd
+        return self.null
+
+    def close(self) -> None:
+        for fd in (self.null, self.tmpfs):
+            if fd is not None:
+                os.close(fd)
 
 
 def mask_paths(masked: list[str]) -> None:
-    """Hide files behind /dev/null and directories behind an empty read-only tmpfs."""
-    for i, path in enumerate(masked):
-        with context(f"linux.maskedPaths[{i}] {path}"):
-            try:
-                sc.mount("/dev/null", path, None, sc.MS_BIND)
-            except OSError as exc:
-                if exc.errno == errno.ENOTDIR:
-                    sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, "size=0k,mode=000")
-                elif exc.errno != errno.ENOENT:
-                    raise
+    if not masked:
+        return
+    rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    masker = _Masker(rootfd)
+    try:
+        for i, path in enumerate(masked):
+            with context(f"linux.maskedPaths[{i}] {path}"):
+                fd = _open_existing(rootfd, path)
+                if fd is not None:
+                    try:
+                        masker.mask(fd, path)
+                    finally:
+                        os.close(fd)
+    finally:
+        masker.close()
+        os.close(rootfd)
 
 
-def readonly_paths(paths: list[str]) -> None:
-    for i, path in enumerate(paths):
-        with context(f"linux.readonlyPaths[{i}] {path}"):
-            try:
-                sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC)
-            except OSError as exc:
-                if exc.errno == errno.ENOENT:
+def readonly_paths(ro_paths: list[str]) -> None:
+    """Bind each path on itself (with submounts), then make the whole subtree read-only."""
+    if not ro_paths:
+        return
+    rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for i, path in enumerate(ro_paths):
+            with context(f"linux.readonlyPaths[{i}] {path}"):
+                fd = _open_existing(rootfd, path)
+                if fd is None:
                     continue
-                raise
-            flags = sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC
-            sc.mount(None, path, None, flags | _locked_flags(path))
+                try:
+                    sc.mount(paths.fd_path(fd), paths.fd_path(fd), None, sc.MS_BIND | sc.MS_REC, label=path)
+                finally:
+                    os.close(fd)
+                fd = paths.open_in_root(rootfd, path)
+                try:
+                    sc.mount_setattr(fd, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, sc.MOUNT_ATTR_RDONLY)
+                finally:
+                    os.close(fd)
+    finally:
+        os.close(rootfd)
 
 
 def readonly_root() -> None:
     with context("root.readonly"):
-        sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | _locked_flags("/"))
-
-
-def _locked_flags(path: str) -> int:
-    """Flags a remount must keep (the kernel refuses to clear them inside a user namespace)."""
-    st = os.statvfs(path)
-    table = ((os.ST_NOSUID, sc.MS_NOSUID), (os.ST_NODEV, sc.MS_NODEV), (os.ST_NOEXEC, sc.MS_NOEXEC),
-             (os.ST_NOATIME, sc.MS_NOATIME), (os.ST_NODIRATIME, sc.MS_NODIRATIME),
-             (os.ST_RELATIME, sc.MS_RELATIME))
-    return sum(ms for st_flag, ms in table if st.f_flag & st_flag)
+        sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | mount_flags("/"))

@@ -10,56 +10,38 @@ import os
 import select
 import socket
 import sys
-from typing import NoReturn
 
-from pyrunc import log
-from pyrunc.errors import PyruncError
-from pyrunc.linux import devices, execute, mounts, namespaces, net, rootfs
-from pyrunc.process.protocol import Channel
+from pyrunc import hooks, log
+from pyrunc.linux import attrs, confine, devices, execute, mounts, namespaces, net, rootfs, sysctl, terminal
+from pyrunc.linux import idmap, userns
+from pyrunc.process.become import become
+from pyrunc.process.protocol import Channel, ProtocolError, fork_and_report_pid, report_and_exit
 from pyrunc.spec.plan import Plan
 from pyrunc.syscalls import calls as sc
 
-
-_traceback = None
-
-
-def report_and_exit(chan: Channel, exc: BaseException) -> NoReturn:
-    """Never returns: a child must not unwind into the parent's code."""
-    try:
-        if isinstance(exc, (PyruncError, OSError)):
-            msg = str(exc)
-        else:  # a bug: name it, and keep the traceback for --debug
-            msg = f"internal error: {type(exc).__name__}: {exc}"
-            if _traceback is not None:
-                log.debug("container setup: " + "".join(_traceback.format_exception(exc)))
-        try:
-            chan.send("error", msg=msg)
-        except OSError:
-            os.write(2, f"pyrunc: {msg}\n".encode(errors="replace"))
-    finally:
-        os._exit(1)
+TYPE_CHECKING = False  # typing costs ~3 ms to import
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
 def bootstrap(plan: Plan, chan: Channel, fifo_fd: int, cgroup) -> NoReturn:
     """First child: enter namespaces, fork the init if a pid/time namespace needs it."""
-    global _traceback
     try:
-        if log.debugging():  # imported now: after pivot_root our modules are out of reach
-            import traceback as _traceback
+        if log.debugging():  # imported now for report_and_exit: after pivot_root our modules are out of reach
+            import traceback  # noqa: F401
         # Non-dumpable before touching container namespaces: a container process
         # must not be able to open our /proc/<pid>/{exe,fd,mem} or ptrace us.
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
         chan.recv("go")
+        idmap.prepare(plan)  # while still root in the host's namespaces
         namespaces.join(plan)
+        userns.enter(plan, chan)
         namespaces.unshare(plan)
         offsets = plan.config.get("linux", {}).get("timeOffsets")
         if offsets:
             namespaces.write_time_offsets(offsets)
         if namespaces.needs_fork(plan):
-            pid = os.fork()
-            if pid:
-                chan.send("pid", pid=pid)
-                os._exit(0)
+            fork_and_report_pid(chan)
         else:
             chan.send("pid", pid=os.getpid())
         init(plan, chan, fifo_fd, cgroup)
@@ -68,20 +50,29 @@ def bootstrap(plan: Plan, chan: Channel, fifo_fd: int, cgroup) -> NoReturn:
 
 
 def init(plan: Plan, chan: Channel, fifo_fd: int, cgroup) -> NoReturn:
-    process = plan.process
+    process, a = plan.process, plan.attrs
+    attrs.set_oom_score_adj(a.oom_score_adj)
     if plan.has_ns("mount"):
         rootfd = mounts.setup_root(plan)
         mounts.apply_all(plan, rootfd, cgroup)
         devices.setup(rootfd, plan.config.get("linux", {}).get("devices", []),
                       defaults=not devices.dev_is_bind(plan.mounts))
+        if process.get("terminal"):
+            terminal.setup(rootfd, plan.console_fd, process)
         os.close(rootfd)
+    elif process.get("terminal"):
+        terminal.setup(None, plan.console_fd, process)
     if plan.hostname is not None and plan.has_ns("uts"):
         socket.sethostname(plan.hostname)
     if plan.domainname is not None and plan.has_ns("uts"):
         sc.setdomainname(plan.domainname)
     if plan.new_ns & sc.CLONE_NEWNET:
         net.loopback_up()
-    rootfs.pivot(plan.rootfs, plan.no_pivot)
+    start_sync = hooks.create_container(plan, chan)  # after prestart/createRuntime in the parent
+    rootfs.pivot(plan.rootfs, plan.no_pivot, plan.config.get("linux", {}).get("rootfsPropagation"))
+    if plan.config.get("linux", {}).get("netDevices"):
+        _await_parent(chan, "netdevices-done")  # net.* sysctls may name a moved device
+    sysctl.apply(plan.config.get("linux", {}).get("sysctl") or {})
     if plan.has_ns("mount"):
         rootfs.mask_paths(plan.masked_paths)
         rootfs.readonly_paths(plan.readonly_paths)
@@ -89,17 +80,23 @@ def init(plan: Plan, chan: Channel, fifo_fd: int, cgroup) -> NoReturn:
             rootfs.readonly_root()
     if not plan.no_new_keyring:
         _join_keyring(plan.id)
-    env = execute.final_env(process)
-    path = execute.find_executable(process["args"][0], env)
-    os.umask(process.get("user", {}).get("umask", 0o022))
-    execute.switch_user(process.get("user", {}))
-    execute.enter_cwd(process.get("cwd", "/"))
+    path, env = become(process, a, plan.confine, chan)  # process/become.py, shared with exec
     chan.send("ready")
     _wait_for_start(fifo_fd)
+    hooks.start_container(plan, start_sync)
     # Everything above fd 2 (+ preserved fds) is close-on-exec from here on.
     sc.close_range(3 + plan.preserve_fds, flags=4)  # CLOSE_RANGE_CLOEXEC
     sys.stdout.flush()
+    confine.before_exec(plan.confine)  # seccomp: nothing but execve after it
     os.execve(path, process["args"], execute.env_dict(env))
+
+
+def _await_parent(chan: Channel, kind: str) -> None:
+    """Wait for a step the parent does for us; if the parent gives up it reports why, so exit quietly."""
+    try:
+        chan.recv(kind)
+    except ProtocolError:
+        os._exit(1)
 
 
 def _join_keyring(cid: str) -> None:

@@ -6,23 +6,52 @@ expected when anything else arrives, and EOF means every child end is closed
 (the child died without reporting).
 
     direction        type     fields               when
-    parent -> child  go       -                    the child is in its cgroup (and maps are written)
+    parent -> child  go       -                    the child is in its cgroup
+    child  -> parent userns   -                    the first child unshared a new user namespace (alone)
+    parent -> child  mapped   setgroups            its uid/gid maps are written; setgroups: still allowed
+                                                   (linux/userns.py; only with a new user namespace)
     child  -> parent pid      pid                  the init's pid (after the pid-namespace fork)
+    child  -> parent hooks    -                    mounts done, before pivot_root: run prestart/createRuntime
+                                                   (hooks.py; only with those, startContainer or poststart)
+    parent -> child  hooks-done [fd]               they passed; the fd (with startContainer/poststart only)
+                                                   is the write end of <state>/hooks.fifo for `start`
+    parent -> child  netdevices-done -             linux.netDevices moved into the init's netns (only with
+                                                   netDevices; the init waits for it before linux.sysctl)
+    child  -> parent seccomp-fd [fd]               the seccomp listener (SCMP_ACT_NOTIFY only), one fd
+                                                   in SCM_RIGHTS; any other message carrying fds is refused
     child  -> parent ready    -                    the init is set up and waits on exec.fifo
     child  -> parent error    msg                  setup failed; the child exits
+
+exec (process/exec.py) uses: pid (only when the child had to fork for the pid
+namespace: rootless), go (sent once the parent put the process in the cgroup2; the
+child waits for it right before execve), seccomp-fd, error; and EOF instead of "ready":
+the child end is close-on-exec, so EOF means execve succeeded.
 """
 from __future__ import annotations
 
 import json
+import os
 import socket
 
+from pyrunc import log
 from pyrunc.errors import PyruncError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 MAX_MSG = 64 * 1024
 
 
 class ProtocolError(PyruncError):
     pass
+
+
+def _encode(kind: str, fields: dict) -> bytes:
+    raw = json.dumps({"type": kind, **fields}).encode()
+    if len(raw) > MAX_MSG:
+        raise ProtocolError(f"internal message {kind!r} too large ({len(raw)} bytes)")
+    return raw
 
 
 class Channel:
@@ -35,14 +64,33 @@ class Channel:
         return Channel(a), Channel(b)
 
     def send(self, kind: str, **fields: object) -> None:
-        raw = json.dumps({"type": kind, **fields}).encode()
-        if len(raw) > MAX_MSG:
-            raise ProtocolError(f"internal message {kind!r} too large ({len(raw)} bytes)")
-        self.sock.send(raw)
+        self.sock.send(_encode(kind, fields))
+
+    def send_fd(self, kind: str, fd: int, **fields: object) -> None:
+        socket.send_fds(self.sock, [_encode(kind, fields)], [fd])
 
     def recv(self, *expected: str) -> dict:
         """Receive one message of an expected type; a child's error is raised here."""
-        raw = self.sock.recv(MAX_MSG + 1)
+        return self._recv(expected, 0)[0]
+
+    def recv_fd(self, *expected: str) -> tuple[dict, int]:
+        """Receive a message that carries exactly one fd; the caller closes it."""
+        msg, fds = self._recv(expected, 1)
+        return msg, fds[0]
+
+    def _recv(self, expected: tuple[str, ...], nfds: int) -> tuple[dict, list[int]]:
+        raw, fds, _flags, _addr = socket.recv_fds(self.sock, MAX_MSG + 1, 1, socket.MSG_CMSG_CLOEXEC)
+        try:
+            msg = self._decode(raw, expected)
+            if len(fds) != nfds:
+                raise ProtocolError(f"internal message {msg['type']!r} with {len(fds)} fds refused")
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        return msg, fds
+
+    def _decode(self, raw: bytes, expected: tuple[str, ...]) -> dict:
         if not raw:
             raise ProtocolError(f"container setup died before sending {'/'.join(expected)}")
         if len(raw) > MAX_MSG:
@@ -69,3 +117,38 @@ class Channel:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def fork_and_report_pid(chan: Channel) -> None:
+    """Fork for a pid or time namespace entered before: the parent sends "pid" (the child's
+    pid as the runtime sees it) and exits; the child returns. The child first waits for
+    the parent's exit (EOF on a pipe), so "pid" always arrives before anything it sends."""
+    hold_r, hold_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid:
+        chan.send("pid", pid=pid)
+        os._exit(0)
+    os.close(hold_w)
+    os.read(hold_r, 1)
+    os.close(hold_r)
+
+
+def report_and_exit(chan: Channel, exc: BaseException, what: str = "container setup") -> NoReturn:
+    """A child's last act: its failure travels to the parent as an "error" message (the
+    stderr we share when the parent is gone). Never returns: a child must not unwind into
+    the parent's code. For the --debug traceback the child must have imported traceback
+    while the host's files were reachable; this import then only finds it in sys.modules."""
+    try:
+        if isinstance(exc, (PyruncError, OSError)):
+            msg = str(exc)
+        else:  # a bug: name it, and keep the traceback for --debug
+            msg = f"internal error: {type(exc).__name__}: {exc}"
+            if log.debugging():
+                import traceback
+                log.debug(f"{what}: " + "".join(traceback.format_exception(exc)))
+        try:
+            chan.send("error", msg=msg)
+        except OSError:
+            os.write(2, f"pyrunc: {msg}\n".encode(errors="replace"))
+    finally:
+        os._exit(1)

@@ -14,10 +14,11 @@ FLAGS: dict[str, tuple[int, int]] = {
     "dirsync": (k.MS_DIRSYNC, 0),
     "remount": (k.MS_REMOUNT, 0),
     "mand": (k.MS_MANDLOCK, 0), "nomand": (0, k.MS_MANDLOCK),
-    "atime": (0, k.MS_NOATIME), "noatime": (k.MS_NOATIME, 0),
+    # one access-time mode: the last of noatime/relatime/strictatime wins
+    "atime": (0, k.MS_NOATIME), "noatime": (k.MS_NOATIME, k.MS_RELATIME | k.MS_STRICTATIME),
     "diratime": (0, k.MS_NODIRATIME), "nodiratime": (k.MS_NODIRATIME, 0),
-    "relatime": (k.MS_RELATIME, 0), "norelatime": (0, k.MS_RELATIME),
-    "strictatime": (k.MS_STRICTATIME, 0), "nostrictatime": (0, k.MS_STRICTATIME),
+    "relatime": (k.MS_RELATIME, k.MS_NOATIME | k.MS_STRICTATIME), "norelatime": (0, k.MS_RELATIME),
+    "strictatime": (k.MS_STRICTATIME, k.MS_NOATIME | k.MS_RELATIME), "nostrictatime": (0, k.MS_STRICTATIME),
     "iversion": (k.MS_I_VERSION, 0), "noiversion": (0, k.MS_I_VERSION),
     "lazytime": (k.MS_LAZYTIME, 0), "nolazytime": (0, k.MS_LAZYTIME),
     "silent": (k.MS_SILENT, 0), "loud": (0, k.MS_SILENT),
@@ -33,21 +34,25 @@ PROPAGATION: dict[str, int] = {
 }
 
 # recursive attributes applied with mount_setattr(AT_RECURSIVE): option -> (set, clear)
-_ATIME = k.MOUNT_ATTR__ATIME
 RECURSIVE: dict[str, tuple[int, int]] = {
     "rro": (k.MOUNT_ATTR_RDONLY, 0), "rrw": (0, k.MOUNT_ATTR_RDONLY),
     "rnosuid": (k.MOUNT_ATTR_NOSUID, 0), "rsuid": (0, k.MOUNT_ATTR_NOSUID),
     "rnodev": (k.MOUNT_ATTR_NODEV, 0), "rdev": (0, k.MOUNT_ATTR_NODEV),
     "rnoexec": (k.MOUNT_ATTR_NOEXEC, 0), "rexec": (0, k.MOUNT_ATTR_NOEXEC),
     "rnodiratime": (k.MOUNT_ATTR_NODIRATIME, 0), "rdiratime": (0, k.MOUNT_ATTR_NODIRATIME),
-    "rrelatime": (k.MOUNT_ATTR_RELATIME, _ATIME), "rnorelatime": (0, 0),
-    "rnoatime": (k.MOUNT_ATTR_NOATIME, _ATIME), "ratime": (0, k.MOUNT_ATTR_NOATIME),
-    "rstrictatime": (k.MOUNT_ATTR_STRICTATIME, _ATIME), "rnostrictatime": (0, 0),
     "rnosymfollow": (k.MOUNT_ATTR_NOSYMFOLLOW, 0), "rsymfollow": (0, k.MOUNT_ATTR_NOSYMFOLLOW),
+}
+# The access-time mode is one value, not bits: mount_setattr wants all of MOUNT_ATTR__ATIME in
+# attr_clr and one mode in attr_set. "Not noatime/strictatime" means the kernel default, relatime;
+# "rnorelatime" changes nothing, as "norelatime" does on mount(2).
+RECURSIVE_ATIME: dict[str, int | None] = {
+    "rrelatime": k.MOUNT_ATTR_RELATIME, "ratime": k.MOUNT_ATTR_RELATIME,
+    "rnostrictatime": k.MOUNT_ATTR_RELATIME, "rnoatime": k.MOUNT_ATTR_NOATIME,
+    "rstrictatime": k.MOUNT_ATTR_STRICTATIME, "rnorelatime": None,
 }
 
 # options pyrunc itself consumes rather than passing to the kernel
-EXTRA = ("tmpcopyup", "idmap", "ridmap")
+EXTRA = ("tmpcopyup", "idmap", "ridmap")  # idmap/ridmap: linux/idmap.py
 
 
 class MountOptions:
@@ -76,7 +81,12 @@ def parse(options: list[str]) -> MountOptions:
         elif opt in RECURSIVE:
             set_, clr = RECURSIVE[opt]
             out.rec_set = (out.rec_set & ~clr) | set_
-            out.rec_clr = (out.rec_clr | clr) & ~set_ if set_ else out.rec_clr | clr
+            out.rec_clr = (out.rec_clr | clr) & ~set_
+        elif opt in RECURSIVE_ATIME:
+            mode = RECURSIVE_ATIME[opt]
+            if mode is not None:
+                out.rec_set = (out.rec_set & ~k.MOUNT_ATTR__ATIME) | mode
+                out.rec_clr |= k.MOUNT_ATTR__ATIME
         elif opt in EXTRA:
             out.extra.add(opt)
         else:
@@ -85,4 +95,6 @@ def parse(options: list[str]) -> MountOptions:
 
 
 def all_options() -> list[str]:
-    return sorted([*FLAGS, *PROPAGATION, *RECURSIVE, *EXTRA])
+    """What `features` lists: every option pyrunc carries out (tests/test_mounts.py checks each in a
+    container's mountinfo; idmap/ridmap belong to linux/idmap.py)."""
+    return sorted([*FLAGS, *PROPAGATION, *RECURSIVE, *RECURSIVE_ATIME, *EXTRA])

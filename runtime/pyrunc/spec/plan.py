@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from pyrunc.errors import ConfigError
-from pyrunc.spec import mountopts
+from pyrunc.spec import mountopts, procattrs, userns
 from pyrunc.syscalls import consts as k
 
 NAMESPACE_FLAGS: dict[str, int] = {
@@ -38,13 +38,15 @@ class MountOp:
 class Plan:
     __slots__ = ("id", "bundle", "rootfs", "config", "new_ns", "join_ns", "ns_types", "mounts",
                  "rootfs_propagation", "readonly_root", "hostname", "domainname", "process",
-                 "masked_paths", "readonly_paths", "no_pivot", "no_new_keyring", "preserve_fds")
+                 "masked_paths", "readonly_paths", "no_pivot", "no_new_keyring", "preserve_fds",
+                 "console_fd", "attrs", "confine")
 
     def __init__(self) -> None:
         self.new_ns = 0                               # CLONE_NEW* flags to unshare
         self.join_ns: list[tuple[str, str]] = []      # (type, path) to setns, in JOIN_ORDER
         self.ns_types: set[str] = set()
         self.mounts: list[MountOp] = []
+        self.console_fd: int | None = None            # where the init sends its pty master
 
     def has_ns(self, ns: str) -> bool:
         return ns in self.ns_types
@@ -71,13 +73,17 @@ def build(config: dict, bundle: str, cid: str, *, no_pivot: bool = False, no_new
     p.join_ns = [(t, joins[t]) for t in JOIN_ORDER if t in joins]
     prop = linux.get("rootfsPropagation")
     p.rootfs_propagation = mountopts.PROPAGATION[prop] if prop else k.MS_SLAVE | k.MS_REC
-    p.mounts = [_mount_op(i, m, bundle) for i, m in enumerate(config.get("mounts", []))]
+    p.mounts = [_mount_op(i, userns.mount_entry(config, m), bundle) for i, m in enumerate(config.get("mounts", []))]
     p.hostname = config.get("hostname")
     p.domainname = config.get("domainname")
     p.process = config.get("process")
     p.masked_paths = linux.get("maskedPaths", [])
     p.readonly_paths = linux.get("readonlyPaths", [])
     p.no_pivot, p.no_new_keyring, p.preserve_fds = no_pivot, no_new_keyring, preserve_fds
+    p.attrs = procattrs.build(config)
+    from pyrunc.linux import confine, lsm  # libseccomp is loaded only when this runs
+    p.confine = confine.prepare(p.process, linux)
+    lsm.label_mounts(p.mounts, linux.get("mountLabel"))
     return p
 
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from pyrunc import hooks
 from pyrunc.errors import ConfigError
+from pyrunc.spec import netdevices, procattrs, security, sysctl, unsupported, userns
 
 Issue = tuple[str, str]
 
@@ -65,6 +67,8 @@ def id_mappings(config: dict) -> Iterator[Issue]:
 
 CHECKS: list[Callable[[dict], Iterator[Issue]]] = [
     process_args, mount_destinations, namespaces, uts_names, time_offsets, id_mappings,
+    *procattrs.CHECKS, sysctl.check, netdevices.check, unsupported.check, *security.CHECKS,
+    *userns.CHECKS, hooks.check,
 ]
 
 

@@ -33,6 +33,7 @@ ffi.cdef(
     long pr_keyctl_join(const char *name);
     long pr_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);
     int pr_bpf(int cmd, void *attr, unsigned int size);
+    long pr_fstatfs_type(int fd);
     """
 )
 ffi.set_source(
@@ -45,6 +46,7 @@ ffi.set_source(
     #include <sys/mount.h>
     #include <sys/prctl.h>
     #include <sys/personality.h>
+    #include <sys/vfs.h>
 
     #ifndef SYS_openat2
     #define SYS_openat2 437
@@ -111,6 +113,8 @@ ffi.set_source(
     static long pr_set_mempolicy(int mode, const unsigned long *mask, unsigned long maxnode)
     { return syscall(SYS_set_mempolicy, mode, mask, maxnode); }
     static int pr_bpf(int cmd, void *attr, unsigned int size) { return syscall(SYS_bpf, cmd, attr, size); }
+    /* statfs f_type of an open fd: tells a real procfs from a lookalike */
+    static long pr_fstatfs_type(int fd) { struct statfs s; return fstatfs(fd, &s) < 0 ? -1 : (long)s.f_type; }
     """,
 )
 

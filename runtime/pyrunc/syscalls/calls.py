@@ -82,6 +82,18 @@ def move_mount(from_dirfd: int, from_path: str, to_dirfd: int, to_path: str, fla
           to_path or None)
 
 
+def fsopen(fsname: str, flags: int = FSOPEN_CLOEXEC) -> int:  # noqa: F405
+    return _call("fsopen", lambda: lib.pr_fsopen(_b(fsname), flags), fsname)
+
+
+def fsconfig(fd: int, cmd: int, key: str | None = None, value: str | None = None, aux: int = 0) -> None:
+    _call("fsconfig", lambda: lib.pr_fsconfig(fd, cmd, _b(key), _b(value), aux), key)
+
+
+def fsmount(fd: int, flags: int = FSMOUNT_CLOEXEC, attr_flags: int = 0) -> int:  # noqa: F405
+    return _call("fsmount", lambda: lib.pr_fsmount(fd, flags, attr_flags))
+
+
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
     _call("close_range", lambda: lib.pr_close_range(first, last, flags))
 
@@ -129,3 +141,14 @@ def set_mempolicy(mode: int, nodes: list[int]) -> None:
 def bpf(cmd: int, attr: bytearray) -> int:
     buf = ffi.from_buffer(attr)
     return _call("bpf", lambda: lib.pr_bpf(cmd, buf, len(attr)))
+
+
+def buffer_address(buf: bytearray) -> int:
+    """The address of ``buf``'s bytes, for syscall structs that hold pointers (bpf's
+    attr). Valid while ``buf`` is alive and not resized."""
+    return int(ffi.cast("uintptr_t", ffi.from_buffer(buf)))
+
+
+def fstatfs_type(fd: int, path: str | None = None) -> int:
+    """The filesystem magic (statfs f_type) of the file ``fd`` refers to."""
+    return _call("fstatfs", lambda: lib.pr_fstatfs_type(fd), path)

@@ -1,0 +1,266 @@
+"""One container's cgroup: a directory per v1 hierarchy and/or one in the v2 tree.
+
+Everything here is plain file I/O on cgroupfs; resource mapping, stats and the
+v2 device program live in modules imported only when needed.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+from ..errors import SyscallError
+from . import files
+from .files import CgroupError
+
+SIGKILL = 9  # signal.SIGKILL, without the signal module's enum import on `state`'s path
+
+UNIFIED = ""    # key of the cgroup2 directory in CgroupManager.dirs
+_ROOTLESS_SKIP = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+class CgroupManager:
+    """mode: "v1" | "hybrid" | "v2". dirs: hierarchy key -> host directory
+    ("cpu,cpuacct", "memory", "name=systemd" ..., and "" for cgroup2).
+    mounts: hierarchy key -> its mountpoint (the bound for created parents)."""
+
+    def __init__(self, mode: str, dirs: dict[str, str], mounts: dict[str, str],
+                 created: list[str] | None = None, rootless: bool = False) -> None:
+        self.mode, self.dirs, self.mounts = mode, dirs, mounts
+        self.created = created or []
+        self.rootless = rootless
+
+    # -- persistence ---------------------------------------------------------
+    def to_state(self) -> dict:
+        return {"driver": "fs", "mode": self.mode, "dirs": self.dirs, "mounts": self.mounts,
+                "created": self.created, "rootless": self.rootless}
+
+    @property
+    def unified(self) -> str | None:
+        return self.dirs.get(UNIFIED)
+
+    def dir_of(self, controller: str) -> str | None:
+        """The directory where ``controller``'s files are (v2: the one directory)."""
+        if self.mode == "v2":
+            return self.unified
+        for key, d in self.dirs.items():
+            if key and controller in key.split(","):
+                return d
+        return None
+
+    # -- lifecycle -----------------------------------------------------------
+    def create(self) -> None:
+        """mkdir every hierarchy's directory, recording which ones we made."""
+        for key, d in list(self.dirs.items()):
+            try:
+                self._mkdirs(key, d)
+            except OSError as exc:
+                if self.rootless and exc.errno in _ROOTLESS_SKIP:
+                    del self.dirs[key]
+                    continue
+                raise CgroupError(f"cgroup: mkdir {d}: {errno.errorcode.get(exc.errno or 0, exc.errno)}"
+                                  f" ({exc.strerror})") from None
+            if self.rootless and not os.access(d, os.W_OK):
+                del self.dirs[key]  # someone else's cgroup of that name: not ours to use or destroy
+
+    def _mkdirs(self, key: str, d: str) -> None:
+        top = self.mounts[key]
+        rel = os.path.relpath(d, top)
+        cur = top
+        for part in rel.split("/"):
+            parent, cur = cur, os.path.join(cur, part)
+            if self.mode == "v2":
+                _enable_controllers(parent)
+            try:
+                os.mkdir(cur, 0o755)
+            except FileExistsError:
+                continue
+            self.created.append(cur)
+            if "cpuset" in key.split(","):
+                # a new v1 cpuset starts empty and refuses tasks until filled in
+                for name in ("cpuset.cpus", "cpuset.mems"):
+                    if not files.read(cur, name):
+                        files.write(cur, name, files.read(parent, name), "")
+
+    def apply(self, pid: int) -> None:
+        """Move ``pid`` into every hierarchy (hybrid: v1 controllers and cgroup2)."""
+        for key, d in list(self.dirs.items()):
+            try:
+                files.write(d, "cgroup.procs", pid, f"cgroup {key or 'unified'}")
+            except SyscallError as exc:
+                if self.rootless and exc.errno in _ROOTLESS_SKIP:
+                    continue
+                raise
+
+    def clone_fd(self) -> int | None:
+        """On a pure v2 host, an fd of the cgroup directory for clone3's
+        CLONE_INTO_CGROUP (the child starts inside it; the caller closes the fd).
+        None on v1/hybrid, where only apply() after the fork can place it."""
+        if self.mode != "v2":
+            return None
+        return os.open(self.unified, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def set_resources(self, resources: dict, *, update: bool = False) -> None:
+        """Apply the spec's linux.resources object; errors name the field and file."""
+        if self.mode == "v2":
+            from . import v2
+            v2.set_resources(self, resources or {}, update=update)
+        else:
+            from . import v1
+            v1.set_resources(self, resources or {}, update=update)
+
+    def destroy(self) -> None:
+        """Kill what is left, remove our directories and the empty parents we created."""
+        if self._exists() and self.pids():
+            if self.mode != "v2" and self.is_frozen():
+                self.thaw()
+            deadline = time.monotonic() + 30
+            while self.pids():
+                if time.monotonic() > deadline:
+                    raise CgroupError(f"cgroup: processes {self.pids()} survive SIGKILL")
+                self.kill_all(SIGKILL)
+                time.sleep(0.05)
+        for d in self.dirs.values():
+            _rmtree(d)
+        for d in sorted(self.created, key=len, reverse=True):
+            try:
+                os.rmdir(d)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOENT, errno.ENOTEMPTY, errno.EBUSY):
+                    raise CgroupError(f"cgroup: rmdir {d}: {exc.strerror}") from None
+
+    def _exists(self) -> bool:
+        return any(os.path.isdir(d) for d in self.dirs.values())
+
+    # -- freezer -------------------------------------------------------------
+    def freeze(self) -> None:
+        self._set_frozen(True)
+
+    def thaw(self) -> None:
+        self._set_frozen(False)
+
+    def is_frozen(self) -> bool:
+        if self.mode == "v2":
+            return files.read_keyed(self.unified, "cgroup.events").get("frozen") == 1
+        if self.rootless and self.dir_of("freezer") is None:
+            return False  # no freezer delegated to a rootless container: it cannot be paused
+        d = self._freezer()
+        return files.read(d, "freezer.state") == "FROZEN"
+
+    def _freezer(self) -> str:
+        d = self.dir_of("freezer")
+        if d is None:
+            raise CgroupError("cgroup: the freezer controller is not mounted")
+        return d
+
+    def _set_frozen(self, frozen: bool) -> None:
+        if self.mode == "v2":
+            d, name, val = self.unified, "cgroup.freeze", "1" if frozen else "0"
+        else:
+            d, name, val = self._freezer(), "freezer.state", "FROZEN" if frozen else "THAWED"
+        deadline = time.monotonic() + 30
+        tries = 0
+        while True:
+            # v1 can stay in FREEZING while tasks fork; writing again retries it
+            if tries % 20 == 0:
+                files.write(d, name, val, "cgroup freezer")
+            tries += 1
+            if self.is_frozen() == frozen:
+                return
+            if time.monotonic() > deadline:
+                if frozen:
+                    files.write(d, name, "0" if self.mode == "v2" else "THAWED", "cgroup freezer")
+                raise CgroupError(f"cgroup: {name} did not reach {val}")
+            time.sleep(0.001 * min(tries, 50))
+
+    # -- processes -----------------------------------------------------------
+    def pids(self) -> list[int]:
+        """Host pids in the cgroup and its descendants."""
+        d = self.unified if self.mode == "v2" else (
+            self.dir_of("pids") or self.dir_of("freezer") or self.dir_of("memory")
+            or next(iter(self.dirs.values()), None))
+        out: list[int] = []
+        if d is None:
+            return out
+        for root, _dirs, _files in os.walk(d):
+            try:
+                text = files.read(root, "cgroup.procs")
+            except FileNotFoundError:
+                continue
+            out.extend(int(p) for p in text.split())
+        return out
+
+    def kill_all(self, sig: int) -> None:
+        """Signal every process; frozen around it so forks cannot slip through."""
+        if (sig == SIGKILL and self.mode == "v2"
+                and files.exists(self.unified, "cgroup.kill")):
+            files.write(self.unified, "cgroup.kill", "1", "cgroup kill")
+            return
+        can_freeze = self.mode == "v2" or self.dir_of("freezer") is not None
+        was_frozen = can_freeze and self.is_frozen()
+        if can_freeze and not was_frozen:
+            self.freeze()
+        try:
+            for pid in self.pids():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        finally:
+            # SIGKILL takes effect only once thawed; otherwise keep a pause a pause
+            if can_freeze and (not was_frozen or sig == SIGKILL):
+                self.thaw()
+
+    # -- reporting -----------------------------------------------------------
+    def stats(self) -> dict:
+        """The "data" object of runc's `events --stats`."""
+        from . import stats
+        return stats.collect(self)
+
+    def oom_watcher(self) -> "OomWatcher":
+        from .oom import OomWatcher
+        return OomWatcher(self)
+
+    def oom_kill_count(self) -> int:
+        """How many processes the kernel's OOM killer has killed in this cgroup."""
+        d = self.dir_of("memory")
+        if d is None:
+            return 0
+        if self.mode == "v2":
+            return files.read_keyed(d, "memory.events").get("oom_kill", 0)
+        return files.read_keyed(d, "memory.oom_control").get("oom_kill", 0)
+
+
+def _enable_controllers(d: str) -> None:
+    """Enable every available controller for ``d``'s children (v2)."""
+    try:
+        avail = files.read(d, "cgroup.controllers").split()
+        on = set(files.read(d, "cgroup.subtree_control").split())
+    except OSError:
+        return
+    for c in avail:
+        if c not in on:
+            try:
+                files.write(d, "cgroup.subtree_control", f"+{c}", "")
+            except SyscallError:
+                # e.g. EBUSY: d holds processes; unified keys needing c will say so
+                pass
+
+
+def _rmtree(d: str) -> None:
+    """rmdir ``d`` and the cgroups nested in it, retrying while the kernel says EBUSY."""
+    if not os.path.isdir(d):
+        return
+    subdirs = [os.path.join(root, n) for root, names, _ in os.walk(d) for n in names]
+    for sub in sorted(subdirs, key=len, reverse=True) + [d]:
+        for attempt in range(100):
+            try:
+                os.rmdir(sub)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as exc:
+                if exc.errno != errno.EBUSY or attempt == 99:
+                    raise CgroupError(f"cgroup: rmdir {sub}: "
+                                      f"{errno.errorcode.get(exc.errno or 0)} ({exc.strerror})") from None
+                time.sleep(0.01 * (attempt + 1))

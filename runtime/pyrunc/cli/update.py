@@ -1,0 +1,87 @@
+"""update [-r FILE|-] [--memory 96m --cpu-shares 512 ...] ID: change a container's limits.
+
+The request is merged onto the container's current resources (linux.resources
+of the config it was created from, then each update's result kept in its
+state) and the merged set is applied, as runc does, so a value derived from two
+fields (v2 memory.swap.max = swap - limit) stays right when only one changes.
+Device rules are rewritten only when the request carries some.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from pyrunc import lifecycle
+from pyrunc import state as st
+from pyrunc.cli.args import STR, Flag, one_id, parse
+from pyrunc.errors import UsageError, context
+
+# runc's resource flags; values are converted by cgroups.resources_from_update_flags
+_RESOURCE_FLAGS = ("memory", "memory-reservation", "memory-swap", "kernel-memory", "kernel-memory-tcp",
+                   "cpu-shares", "cpu-quota", "cpu-period", "cpu-burst", "cpu-rt-period", "cpu-rt-runtime",
+                   "cpu-idle", "cpuset-cpus", "cpuset-mems", "pids-limit", "blkio-weight")
+
+
+def main(cmd: str, g, argv: list[str]) -> int:
+    flags = [Flag("--resources,-r", STR)] + [Flag(f"--{n}", STR) for n in _RESOURCE_FLAGS]
+    opts, pos = parse(flags, argv)
+    cid = one_id(pos, cmd)
+    with context(f"{cmd} {cid}"):
+        changes = _read_resources(opts["resources"]) if opts["resources"] else {}
+        values = {n: opts[n.replace("-", "_")] for n in _RESOURCE_FLAGS}
+        given = {n: v for n, v in values.items() if v is not None}
+        if given:
+            from pyrunc.cgroups import resources_from_update_flags
+            changes = merge(changes, resources_from_update_flags(given))
+        c = st.load(g.root, cid)
+        try:
+            lifecycle.require(c, "update")
+            merged = merge(_current(c), changes)
+            cg = c.cgroup()
+            apply = {k: v for k, v in merged.items() if k != "devices" or "devices" in changes}
+            cg.set_resources(apply, update=True)
+            c.data["resources"] = merged
+            c.save()
+        finally:
+            c.close()
+    return 0
+
+
+def _read_resources(path: str) -> dict:
+    where = "stdin" if path == "-" else path
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path) as f:
+                text = f.read()
+    except OSError as exc:
+        raise UsageError(f"--resources {where}: {exc.strerror}") from None
+    try:
+        res = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"--resources {where}: invalid JSON: {exc}") from None
+    if not isinstance(res, dict):
+        raise UsageError(f"--resources {where}: expected a LinuxResources JSON object")
+    return res
+
+
+def _current(c: st.Container) -> dict:
+    """The resources the container runs with: the last update's, else its config's."""
+    if "resources" in c.data:
+        return c.data["resources"]
+    fd = os.open("config.json", os.O_RDONLY | os.O_CLOEXEC, dir_fd=c.dir_fd)
+    with open(fd) as f:
+        return (json.load(f).get("linux") or {}).get("resources") or {}
+
+
+def merge(base: dict, changes: dict) -> dict:
+    """``changes`` on top of ``base``: objects merge key by key, anything else
+    (numbers, strings, device lists) replaces; a null changes nothing."""
+    out = dict(base)
+    for k, v in changes.items():
+        if v is None:
+            continue
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

@@ -1,0 +1,279 @@
+"""exec: one more process inside an existing container (both sides of the fork).
+
+Parent: open the init's namespace files and root (/proc/<init>/ns/*, /proc/<init>/root)
+while they are sure to be the init's; enter the pid and time namespaces (they apply to
+children only, so this puts the child straight into them); fork; wait for EOF (the
+child end is close-on-exec, so EOF means execve succeeded) or an "error".
+
+Child: non-dumpable first, into the container's v1 cgroups, then setns into every other
+namespace the init does not share with us (user first: it grants the rights for the
+rest; mount last: it changes what paths mean), chroot to the init's root, apply the
+process settings with the same functions as create, wait for "go" (the parent has
+put it in the cgroup2 meanwhile), execve. (Rootless, where the
+parent may not enter the pid namespace, the child enters it and forks once more.)
+
+Why no re-exec and no sealed copy of our binary (runc's exeseal, most of runc's
+exec time): the attack it blocks (CVE-2019-5736) is a container process opening
+/proc/<our pid>/exe (or fd, mem) to overwrite or read the runtime. The child is
+non-dumpable before it joins any container namespace, which makes those /proc
+files root-owned and unptraceable from inside; and the image that is exec'd next is
+the container's own program, so no host binary is ever exposed. Our /proc/self/exe
+is the shared Python interpreter, which is never re-executed from inside.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import gc
+import os
+import signal
+
+from pyrunc import jsonio, log
+from pyrunc import state as st
+from pyrunc.cgroups.manager import UNIFIED
+from pyrunc.errors import PyruncError, SyscallError, context
+from pyrunc.linux import attrs, confine, execute, sched
+from pyrunc.process.become import become
+from pyrunc.process.protocol import MAX_MSG, Channel, ProtocolError, fork_and_report_pid, report_and_exit
+from pyrunc.spec.plan import JOIN_ORDER, NAMESPACE_FLAGS
+from pyrunc.syscalls import calls as sc
+
+TYPE_CHECKING = False  # typing costs milliseconds to import; exec is on the hot path
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import NoReturn
+
+_PROC_NS = {"network": "net", "mount": "mnt"}  # spec names -> /proc/<pid>/ns names
+
+
+class Job:
+    """Everything the child needs, prepared in the parent (the child converts nothing)."""
+
+    __slots__ = ("process", "attrs", "confine", "ns_fds", "root_fd", "console_fd", "preserve_fds", "terminal")
+
+    def __init__(self, process: dict, config: dict, preserve_fds: int) -> None:
+        from pyrunc.spec import procattrs
+
+        linux = config.get("linux", {})
+        self.process = process
+        self.attrs = procattrs.build({"process": process, "linux": linux})
+        self.confine = confine.prepare(process, linux)
+        self.ns_fds: list[tuple[str, int]] = []
+        self.root_fd = -1
+        self.console_fd: int | None = None
+        self.preserve_fds = preserve_fds
+        self.terminal = None
+        if process.get("terminal"):  # imported here: the child cannot import after chroot
+            from pyrunc.linux import terminal
+            self.terminal = terminal
+
+    def open_init(self, c: st.Container) -> None:
+        """Hold the init's namespaces and root; then make sure the pid was not reused meanwhile."""
+        pid = c.pid
+        for ns in JOIN_ORDER:
+            name = _PROC_NS.get(ns, ns)
+            try:
+                theirs = os.stat(f"/proc/{pid}/ns/{name}")
+                ours = os.stat(f"/proc/self/ns/{name}")
+            except FileNotFoundError:  # the kernel lacks this namespace type (or the init is gone)
+                continue
+            if (theirs.st_dev, theirs.st_ino) != (ours.st_dev, ours.st_ino):
+                with context(f"/proc/{pid}/ns/{name}"):
+                    self.ns_fds.append((ns, os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)))
+        with context(f"/proc/{pid}/root"):
+            self.root_fd = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        if not c.init_alive():
+            raise PyruncError(f"container {c.id!r} stopped while exec started")
+
+    def needs_fork(self) -> bool:
+        return any(ns in ("pid", "time") for ns, _ in self.ns_fds)
+
+    def close(self) -> None:
+        for _, fd in self.ns_fds:
+            os.close(fd)
+        self.ns_fds = []
+        if self.root_fd >= 0:
+            os.close(self.root_fd)
+            self.root_fd = -1
+
+
+def spawn(job: Job, cgroup, state: dict) -> int:
+    """Start the process; return its host pid once it has called execve."""
+    if log.debugging():  # imported now for report_and_exit: after chroot our files are out of reach
+        import traceback  # noqa: F401
+    parent_end, child_end = Channel.pair()
+    back = _enter_for_children(job)
+    gc.disable()  # no collector run in the child between fork and exec
+    try:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                parent_end.close()
+                _child(job, child_end, cgroup)
+            finally:
+                os._exit(1)
+    finally:
+        gc.enable()
+        _leave_for_children(back)
+    child_end.close()
+    proc_pid = pid
+    try:
+        with parent_end:
+            if job.needs_fork():
+                proc_pid = parent_end.recv("pid")["pid"]
+            with context("cgroup"):
+                _join_cgroup(cgroup, v1=False, pid=proc_pid)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                parent_end.send("go")  # refused if the child already failed: its error is queued
+            confine.hand_over_listener(job.confine, parent_end, state, proc_pid)
+            _await_exec(parent_end)
+    except BaseException:
+        for p in {pid, proc_pid}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+            _reap(p)
+        raise
+    if proc_pid != pid:
+        _reap(pid)  # the intermediate exits right after its fork
+    return proc_pid
+
+
+def _enter_for_children(job: Job) -> list[tuple[str, int]]:
+    """pid and time namespaces apply only to the children of whoever enters them: entering
+    them here puts the child straight into them, which spares it a second fork. Without
+    the right to (rootless), they stay in the list and the child enters them and forks.
+    Returns our own namespaces, to go back to after the fork (a process whose children's
+    pid namespace is not its own cannot start threads, and the pty relay needs two)."""
+    keep, back = [], []
+    for ns, fd in job.ns_fds:
+        if ns in ("pid", "time"):
+            own = os.open(f"/proc/self/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                with context(f"setns {ns}"):
+                    sc.setns(fd, NAMESPACE_FLAGS[ns], f"/proc/<init>/ns/{ns}")
+            except SyscallError as exc:
+                os.close(own)
+                if exc.errno != errno.EPERM:
+                    raise
+            else:
+                back.append((ns, own))
+                os.close(fd)
+                continue
+        keep.append((ns, fd))
+    job.ns_fds = keep
+    return back
+
+
+def _leave_for_children(back: list[tuple[str, int]]) -> None:
+    for ns, fd in back:
+        try:
+            with context(f"setns {ns} (back to ours)"):
+                sc.setns(fd, NAMESPACE_FLAGS[ns], f"/proc/self/ns/{ns}")
+        finally:
+            os.close(fd)
+
+
+def _await_exec(chan: Channel) -> None:
+    """EOF: every child end closed on execve (CPython's errpipe rule). Otherwise the child's error."""
+    try:
+        raw = chan.sock.recv(MAX_MSG + 1)
+    except ConnectionResetError:  # the child exited leaving our "go" unread; its error is still queued
+        raw = chan.sock.recv(MAX_MSG + 1)
+    if not raw:
+        return
+    try:
+        msg = jsonio.loads(raw)
+    except ValueError:
+        raise ProtocolError("malformed internal message refused") from None
+    if msg.get("type") == "error":
+        raise PyruncError(str(msg.get("msg", "unknown error")))
+    raise ProtocolError(f"expected execve from the exec'd process, got {msg.get('type')!r}")
+
+
+def block_signals() -> set[int]:
+    """Block every catchable signal; threads started afterwards (the pty relay) inherit it."""
+    sigs = set(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
+    signal.pthread_sigmask(signal.SIG_BLOCK, sigs)  # a blocked SIGCHLD stays pending, never ignored
+    return sigs
+
+
+def wait(pid: int, on_winch: Callable[[], None] | None = None) -> int:
+    """Relay every signal we receive to the process until it exits; return its status
+    (128+N when killed by signal N). Signals are blocked and taken with sigwaitinfo, so
+    none is lost between a check and a wait, and no Python handler runs."""
+    sigs = block_signals()
+    while True:
+        wpid, status = os.waitpid(pid, os.WNOHANG)
+        if wpid:
+            code = os.waitstatus_to_exitcode(status)
+            return code if code >= 0 else 128 - code
+        signo = signal.sigwaitinfo(sigs).si_signo
+        if signo == signal.SIGCHLD:
+            continue
+        if signo == signal.SIGWINCH and on_winch is not None:
+            on_winch()
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signo)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+# ---- child ------------------------------------------------------------------------------------
+
+def _child(job: Job, chan: Channel, cgroup) -> NoReturn:
+    try:
+        # Before any container namespace: nothing inside may open our /proc files or ptrace us.
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        sched.set_affinity(0, job.attrs.cpus_initial, "initial")
+        with context("cgroup"):
+            _join_cgroup(cgroup, v1=True)
+        attrs.set_oom_score_adj(job.attrs.oom_score_adj)  # as host root: lowering needs it
+        for ns, fd in job.ns_fds:
+            with context(f"setns {ns}"):
+                sc.setns(fd, NAMESPACE_FLAGS[ns], f"/proc/<init>/ns/{_PROC_NS.get(ns, ns)}")
+        if job.needs_fork():
+            fork_and_report_pid(chan)
+        # setns(mnt) left us at that namespace's root; the init may be chroot'ed (--no-pivot)
+        os.fchdir(job.root_fd)
+        os.chroot(".")
+        _finish(job, chan)
+    except BaseException as exc:  # noqa: BLE001 - everything must reach the parent as data
+        report_and_exit(chan, exc, "exec")
+
+
+def _join_cgroup(cgroup, v1: bool, pid: int = 0) -> None:
+    """The child moves itself into the v1 hierarchies through `tasks` with "0": moving just
+    the calling thread (all of it: no threads) skips the kernel's global threadgroup lock,
+    whose RCU grace period costs each cgroup.procs write milliseconds. cgroup2 has no such
+    door: the parent writes the pid to its cgroup.procs while the child gets ready."""
+    for key, d in cgroup.dirs.items():
+        if (key != UNIFIED) != v1:
+            continue
+        name = "tasks" if v1 else "cgroup.procs"
+        try:
+            fd = os.open(os.path.join(d, name), os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, str(pid).encode())
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            if cgroup.rootless and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                continue  # as the manager's apply: a rootless container may lack a hierarchy
+            raise SyscallError("write", exc.errno or 0, os.path.join(d, name)) from None
+
+
+def _finish(job: Job, chan: Channel) -> NoReturn:
+    """Inside the container: the same steps as create's init (become.py), without the fifo."""
+    process, a, c = job.process, job.attrs, job.confine
+    if job.terminal is not None:
+        job.terminal.setup(None, job.console_fd, process)  # rootfd None: no /dev/console bind for exec
+    path, env = become(process, a, c, chan)
+    sched.set_affinity(0, a.cpus_final, "final")
+    chan.recv("go")  # in all of the container's cgroups now
+    sc.close_range(3 + job.preserve_fds, flags=4)  # CLOSE_RANGE_CLOEXEC: our channel goes at execve
+    confine.before_exec(c)  # seccomp: nothing but execve after it
+    os.execve(path, process["args"], execute.env_dict(env))

@@ -1,0 +1,58 @@
+"""Start-up is pyrunc's main cost: each command imports only what it needs.
+
+The modules below cost milliseconds each to import (typing ~3 ms, shutil pulls
+in bz2/lzma, json and string pull in re and enum ...). The test runs real
+commands under ``python -X importtime`` and fails if one of them shows up.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from helpers import REPO
+
+ALWAYS_FORBIDDEN = {"typing", "dataclasses", "shutil", "subprocess", "argparse", "jsonschema", "pyroute2",
+                    "inspect", "threading", "tempfile", "logging", "pathlib", "asyncio", "ctypes", "cffi",
+                    "traceback", "uuid", "datetime"}
+# the status commands must not even pay for `re` (json and string import it)
+LIGHT_FORBIDDEN = ALWAYS_FORBIDDEN | {"re", "json", "enum", "pyrunc.spec.plan", "pyrunc.syscalls._native"}
+
+
+def imported(pyrunc, *args: str) -> set[str]:
+    """Module names a real pyrunc run imported, read from -X importtime."""
+    site = next(p for p in sys.path if p.endswith("site-packages"))
+    code = ("import sys; sys.path[:0] = [%r, %r]; sys.argv = ['pyrunc'] + %r; "
+            "from pyrunc.cli import main; sys.exit(main())") % (str(REPO / "runtime"), site,
+                                                               ["--root", str(pyrunc.root), *args])
+    proc = subprocess.run([sys.executable, "-I", "-S", "-X", "importtime", "-c", code], capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=60)
+    names = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert names, proc.stderr
+    return names
+
+
+@pytest.fixture
+def running(pyrunc, bundle, cid) -> str:
+    bundle.args("sleep", "1000")
+    pyrunc("run", "-d", "-b", str(bundle.path), cid)
+    return cid
+
+
+@pytest.mark.parametrize("cmd", [["state"], ["list"], ["start"], ["delete"]])
+def test_status_commands_stay_light(pyrunc, running, cmd):
+    args = cmd + ([running] if cmd != ["list"] else [])
+    heavy = imported(pyrunc, *args) & LIGHT_FORBIDDEN
+    assert not heavy, f"{' '.join(cmd)} imports {sorted(heavy)}"
+
+
+def test_run_stays_light(pyrunc, bundle, cid):
+    bundle.args("true")
+    heavy = imported(pyrunc, "run", "-b", str(bundle.path), cid) & ALWAYS_FORBIDDEN
+    assert not heavy, f"run imports {sorted(heavy)}"
+
+
+def test_kill_stays_light(pyrunc, running):
+    heavy = imported(pyrunc, "kill", running, "KILL") & ALWAYS_FORBIDDEN
+    assert not heavy, f"kill imports {sorted(heavy)}"
