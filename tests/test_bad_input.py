@@ -52,10 +52,13 @@ def test_missing_bundle_parts(pyrunc, bundle, cid, what):
         fails(create(pyrunc, bundle, cid), "root.path", "missing-rootfs")
 
 
-def test_relative_mount_destination(pyrunc, bundle, cid):
+def test_relative_mount_destination_is_relative_to_root(pyrunc, bundle, cid):
+    """config.md: deprecated, but MUST be taken relative to "/" (a warning, not an error)."""
     bundle.config["mounts"].append({"destination": "relative/dir", "type": "tmpfs", "source": "tmpfs"})
-    bundle.write()
-    fails(create(pyrunc, bundle, cid), "mounts[7].destination")
+    bundle.sh("grep -c ' /relative/dir ' /proc/self/mountinfo")
+    proc = pyrunc("run", "--bundle", str(bundle.path), cid)
+    assert proc.stdout == "1\n"
+    assert "mounts[7].destination 'relative/dir' is relative (deprecated)" in proc.stderr
 
 
 def test_duplicate_namespace(pyrunc, bundle, cid):

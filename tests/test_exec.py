@@ -72,6 +72,17 @@ def test_namespaces_cgroup_root_and_settings(pyrunc, running, cid, tmp_path):
     wait_for(lambda: no_exec_process_left(init), what="the exec'd process to go")
 
 
+def test_time_namespace_joined(pyrunc, bundle, cid):
+    bundle.config["linux"]["namespaces"].append({"type": "time"})
+    bundle.config["linux"]["timeOffsets"] = {"boottime": {"secs": 10 * 86400, "nanosecs": 0}}
+    bundle.sh("exec sleep 1000")
+    pyrunc("run", "-d", "-b", str(bundle.path), cid)
+    init = pyrunc.state(cid)["pid"]
+    out = pyrunc("exec", cid, "sh", "-c", "readlink /proc/self/ns/time; cut -d. -f1 /proc/uptime").stdout.split()
+    assert out[0] == ns_inode(init, "time") != ns_inode("self", "time")
+    assert int(out[1]) >= 10 * 86400  # the container's boottime offset applies to the exec'd process
+
+
 def test_flags_env_cwd_user_gids(pyrunc, running, cid):
     out = pyrunc("exec", "-e", "FOO=bar", "--cwd", "/tmp", "-u", "1000:1001", "-g", "10", "-g", "20", cid,
                  "sh", "-c", "echo $FOO; pwd; id -u; id -g; id -G").stdout.split("\n")
@@ -231,6 +242,23 @@ def test_bad_user_flags(pyrunc, running, cid, flags, expect):
     msg = one_line_error(pyrunc("exec", *flags, cid, "true", check=False))
     assert expect in msg
     assert no_exec_process_left(running)
+
+
+@pytest.mark.parametrize("flags,expect", [(["--apparmor", "unconfined-x"], "AppArmor"),
+                                          (["--process-label", "system_u:system_r:x:s0"], "SELinux")])
+def test_lsm_flags_refused_without_the_lsm(pyrunc, running, cid, flags, expect):
+    msg = one_line_error(pyrunc("exec", *flags, cid, "true", check=False))
+    assert expect in msg and "not enabled" in msg
+    assert no_exec_process_left(running)
+
+
+def test_no_new_privs_flag(pyrunc, bundle, cid):
+    bundle.config["process"]["noNewPrivileges"] = False
+    bundle.sh("exec sleep 1000")
+    pyrunc("run", "-d", "-b", str(bundle.path), cid)
+    def nnp(*flags: str) -> str:
+        return pyrunc("exec", *flags, cid, "grep", "NoNewPrivs", "/proc/self/status").stdout.split()[1]
+    assert (nnp(), nnp("--no-new-privs")) == ("0", "1")
 
 
 def test_usage_errors_exit_1(pyrunc):

@@ -229,7 +229,10 @@ def test_list_formats(pyrunc, bundle, cid):
     table = pyrunc("list").stdout.splitlines()
     assert table[0].split()[:3] == ["ID", "PID", "STATUS"] and table[1].split()[:3] == [cid, str(rows[0]["pid"]),
                                                                                       "created"]
-    pyrunc("delete", cid)  # a created container may be deleted without --force (runc kills it)
+    # runtime.md: deleting a container that is not stopped MUST fail and change nothing (runc kills it)
+    assert pyrunc("delete", cid, check=False).returncode != 0
+    assert pyrunc.state(cid)["status"] == "created"
+    pyrunc("delete", "--force", cid)
 
 
 def test_state_validates_against_upstream_schema(pyrunc, bundle, cid):

@@ -63,11 +63,12 @@ def run(kind: str, hooks: list[dict], state: dict) -> None:
 
 def run_warn(kind: str, hooks: list[dict], state: dict) -> None:
     """poststop: a failure is a warning and the remaining hooks still run (runtime.md step 13)."""
+    payload = jsonio.dumps(state).encode()
     for i, hook in enumerate(hooks):
         try:
-            run(kind, [hook], state)
+            _run_one(f"hooks.{kind}[{i}] {hook['path']}", hook, payload)
         except HookError as exc:
-            log.warn(str(exc).replace(f"hooks.{kind}[0]", f"hooks.{kind}[{i}]", 1))
+            log.warn(str(exc))
 
 
 def _run_one(label: str, hook: dict, payload: bytes) -> None:
@@ -81,7 +82,8 @@ def _run_one(label: str, hook: dict, payload: bytes) -> None:
     try:
         try:
             # Python ignores SIGPIPE/SIGXFSZ; a hook (often a shell script) must not inherit that.
-            pid = os.posix_spawn(path, argv, env, setsigdef=(SIGPIPE, SIGXFSZ), file_actions=[
+            # Its own process group: a timeout kills what the hook started, too.
+            pid = os.posix_spawn(path, argv, env, setsigdef=(SIGPIPE, SIGXFSZ), setpgroup=0, file_actions=[
                 (os.POSIX_SPAWN_DUP2, in_r, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
                 (os.POSIX_SPAWN_DUP2, out_w, 2)])
         except OSError as exc:
@@ -122,7 +124,7 @@ def _wait(pid: int, payload: bytes, in_w: int, out_r: int, timeout: int | None,
             left = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000) + 1)
             events = poller.poll(left)
             if deadline is not None and time.monotonic() >= deadline and not _exited(pidfd):
-                os.kill(pid, SIGKILL)
+                os.killpg(pid, SIGKILL)
                 os.waitpid(pid, 0)
                 raise HookError(f"{label}: timed out after {timeout}s (killed)")
             for fd, _ev in events:

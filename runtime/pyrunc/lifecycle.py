@@ -29,7 +29,7 @@ ALLOWED = {
     "pause": {"running"},
     "resume": {"paused"},
     "exec": {"created", "running"},
-    "delete": {"stopped", "created"},  # a created init is killed, as runc does
+    "delete": {"stopped"},  # runc also deletes a created container; the spec forbids it
     "update": {"created", "running", "paused"},
 }
 
@@ -50,6 +50,7 @@ def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup
            rootless: bool = False) -> st.Container:
     """Set the container up to the exec.fifo barrier; return its (locked) state."""
     from pyrunc.cgroups import open_manager
+    from pyrunc.cgroups.resources import validate as validate_resources
 
     if pid_file:
         _check_pid_file_dir(pid_file)
@@ -62,10 +63,10 @@ def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup
         hooks.on_create(undo, c, plan.config)
         _save_config(c, plan.config)
         cg = open_manager(linux.get("cgroupsPath"), plan.id, systemd=systemd_cgroup, rootless=rootless)
+        validate_resources(linux.get("resources") or {})  # before any process exists; written in _spawn
         with context("linux.cgroupsPath"):
             cg.create()
         undo.callback(cg.destroy)
-        cg.set_resources(linux.get("resources") or {})
         data["cgroup"] = cg.to_state()
         os.mkfifo(st.FIFO, 0o600, dir_fd=c.dir_fd)
         fifo_fd = os.open(st.FIFO, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=c.dir_fd)
@@ -116,10 +117,12 @@ def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: contextlib.ExitS
         if init_pid != pid:
             undo.callback(_reap, init_pid)
         undo.callback(_kill_quietly, init_pid)
+        # Limits go on once the init exists (as runc does at its "ready"): with
+        # pids.limit 0 our own pid-namespace fork inside the cgroup would fail.
+        cg.set_resources(plan.config.get("linux", {}).get("resources") or {})
         hooks.create_runtime(parent_end, plan, c, init_pid)  # prestart, createRuntime
         if plan.config.get("linux", {}).get("netDevices"):
-            _netdev().attach(plan.config["linux"]["netDevices"], init_pid, c.data, undo,
-                             owned=bool(plan.new_ns & sc.CLONE_NEWNET))
+            _netdev().attach(plan.config["linux"]["netDevices"], init_pid, undo)
             parent_end.send("netdevices-done")
         confine.hand_over_listener(plan.confine, parent_end, confine.creating_state(plan, init_pid), init_pid)
         parent_end.recv("ready")
@@ -219,10 +222,8 @@ def resume(c: st.Container) -> None:
 
 def delete(c: st.Container, force: bool = False) -> None:
     status = c.status()
-    if c.data.get("netDevices") and (force or status in ("created", "stopped")):
-        _netdev().move_out(c.data["netDevices"], f"/proc/{c.pid}/ns/net" if status != "stopped" else None)
     if status != "stopped":
-        if not force and status != "created":
+        if not force:  # runtime.md: deleting a container that is not stopped MUST fail
             raise InvalidStatus(c.id, "delete", status)
         _kill_quietly(c.pid)
     if c.data.get("cgroup"):

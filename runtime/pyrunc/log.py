@@ -6,9 +6,10 @@ Debug lines are written only with --debug.
 """
 from __future__ import annotations
 
-from pyrunc import jsonio
 import os
 import time
+
+from pyrunc import jsonio
 
 _path: str | None = None
 _as_json = False

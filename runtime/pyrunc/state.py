@@ -8,9 +8,9 @@ holds an flock on the container directory while it reads or changes it.
 from __future__ import annotations
 
 import fcntl
-from pyrunc import jsonio
 import os
 
+from pyrunc import jsonio
 from pyrunc.errors import ContainerExists, ContainerNotFound, PyruncError, UsageError
 
 OCI_VERSION = "1.3.0"
@@ -117,6 +117,12 @@ class Container:
         if self.dir_fd >= 0:
             os.close(self.dir_fd)
             self.dir_fd = -1
+
+    def __enter__(self) -> Container:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()  # releases the flock
 
 
 def _lock(fd: int, shared: bool) -> None:

@@ -45,7 +45,7 @@ def resources_from_update_flags(flags: dict[str, str]) -> dict:
     for name, raw in flags.items():
         key = name.lstrip("-")
         if key not in _FLAGS:
-            raise UsageError(f"update: unknown flag --{key}")
+            raise UsageError(f"unknown flag --{key}")
         section, field, kind = _FLAGS[key]
         try:
             if kind == "size":
@@ -57,6 +57,6 @@ def resources_from_update_flags(flags: dict[str, str]) -> dict:
                 if kind == "uint" and val < 0:
                     raise ValueError("must not be negative")
         except ValueError as exc:
-            raise UsageError(f"update: --{key} {raw!r}: {exc}") from None
+            raise UsageError(f"--{key} {raw!r}: {exc}") from None
         res.setdefault(section, {})[field] = val
     return res

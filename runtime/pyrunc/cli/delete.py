@@ -10,10 +10,6 @@ from pyrunc.errors import context
 def main(cmd: str, g, argv: list[str]) -> int:
     opts, pos = parse([Flag("--force,-f")], argv)
     cid = one_id(pos, cmd)
-    with context(f"{cmd} {cid}"):
-        c = st.load(g.root, cid)
-        try:
-            lifecycle.delete(c, opts["force"])
-        finally:
-            c.close()
+    with context(f"{cmd} {cid}"), st.load(g.root, cid) as c:
+        lifecycle.delete(c, opts["force"])
     return 0

@@ -15,9 +15,6 @@ def main(cmd: str, g, argv: list[str]) -> int:
     cid = pos[0]
     with context(f"{cmd} {cid}"):
         sig = parse_signal(pos[1] if len(pos) == 2 else "SIGTERM")
-        c = st.load(g.root, cid)
-        try:
+        with st.load(g.root, cid) as c:
             lifecycle.kill(c, sig, opts["all"])
-        finally:
-            c.close()
     return 0

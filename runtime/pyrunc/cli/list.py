@@ -1,9 +1,9 @@
 """list [-f table|json] [-q]."""
 from __future__ import annotations
 
-from pyrunc import jsonio
 import sys
 
+from pyrunc import jsonio
 from pyrunc import state as st
 from pyrunc.cli.args import STR, Flag, parse
 from pyrunc.errors import PyruncError, UsageError

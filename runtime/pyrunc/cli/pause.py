@@ -10,10 +10,6 @@ from pyrunc.errors import context
 def main(cmd: str, g, argv: list[str]) -> int:
     _, pos = parse([], argv)
     cid = one_id(pos, cmd)
-    with context(f"{cmd} {cid}"):
-        c = st.load(g.root, cid)
-        try:
-            lifecycle.pause(c) if cmd == "pause" else lifecycle.resume(c)
-        finally:
-            c.close()
+    with context(f"{cmd} {cid}"), st.load(g.root, cid) as c:
+        lifecycle.pause(c) if cmd == "pause" else lifecycle.resume(c)
     return 0

@@ -20,12 +20,8 @@ def main(cmd: str, g, argv: list[str]) -> int:
     if opts["format"] not in ("table", "json"):
         raise UsageError(f"invalid --format {opts['format']!r}: use table or json")
     cid, ps_args = pos[0], pos[1:]
-    with context(f"{cmd} {cid}"):
-        c = st.load(g.root, cid, shared=True)
-        try:
-            pids = c.cgroup().pids()
-        finally:
-            c.close()
+    with context(f"{cmd} {cid}"), st.load(g.root, cid, shared=True) as c:
+        pids = c.cgroup().pids()
         if opts["format"] == "json":
             sys.stdout.write(json.dumps(sorted(pids)) + "\n")
         else:

@@ -1,9 +1,9 @@
 """state: the OCI state of one container as JSON."""
 from __future__ import annotations
 
-from pyrunc import jsonio
 import sys
 
+from pyrunc import jsonio
 from pyrunc import state as st
 from pyrunc.cli.args import one_id, parse
 from pyrunc.errors import context
@@ -12,10 +12,6 @@ from pyrunc.errors import context
 def main(cmd: str, g, argv: list[str]) -> int:
     _, pos = parse([], argv)
     cid = one_id(pos, cmd)
-    with context(f"{cmd} {cid}"):
-        c = st.load(g.root, cid, shared=True)
-        try:
-            sys.stdout.write(jsonio.dumps(c.oci_state(), indent=2) + "\n")
-        finally:
-            c.close()
+    with context(f"{cmd} {cid}"), st.load(g.root, cid, shared=True) as c:
+        sys.stdout.write(jsonio.dumps(c.oci_state(), indent=2) + "\n")
     return 0

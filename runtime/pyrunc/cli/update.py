@@ -34,8 +34,7 @@ def main(cmd: str, g, argv: list[str]) -> int:
         if given:
             from pyrunc.cgroups import resources_from_update_flags
             changes = merge(changes, resources_from_update_flags(given))
-        c = st.load(g.root, cid)
-        try:
+        with st.load(g.root, cid) as c:
             lifecycle.require(c, "update")
             merged = merge(_current(c), changes)
             cg = c.cgroup()
@@ -43,8 +42,6 @@ def main(cmd: str, g, argv: list[str]) -> int:
             cg.set_resources(apply, update=True)
             c.data["resources"] = merged
             c.save()
-        finally:
-            c.close()
     return 0
 
 

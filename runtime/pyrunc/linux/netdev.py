@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -89,22 +89,27 @@ def move_in(devices: dict[str, dict], pid: int, netns: str, moved: list[dict]) -
                 raise _fail(label, f"configure {rec['container']!r} in the container", exc) from None
 
 
-def move_out(moved: list[dict], netns: str | None) -> None:
-    """Give the devices back to the host under their original names and addresses.
-
-    With the init alive (create failed, or delete --force) they are moved out of
-    its namespace; once the namespace is gone the kernel has already destroyed
-    virtual devices and returned physical ones under their container names, so
-    those are renamed back. A device that cannot be restored is a warning: delete goes on.
-    """
+def move_out(moved: list[dict], netns: str) -> None:
+    """A failed create gives the devices it moved back to the host, under their
+    original names and addresses. A device that cannot be restored is a warning."""
     if not moved:
         return
     try:
-        with IPRoute() as host, (IPRoute(netns=netns, flags=0) if netns else nullcontext()) as ctr:
+        with IPRoute() as host, IPRoute(netns=netns, flags=0) as ctr:
             for rec in moved:
                 _give_back(host, ctr, rec)
     except (NetlinkError, OSError) as exc:
         log.warn(f"linux.netDevices: could not give the devices back to the host: {exc}")
+
+
+def _give_back(host: IPRoute, ctr: IPRoute, rec: dict) -> None:
+    index = _find(ctr, None, rec["mac"])
+    if index is None:
+        return  # already gone with the namespace
+    ctr.link("set", index=index, ifname=rec["host"], net_ns_pid=os.getpid())
+    index = _find(host, rec["host"], rec["mac"])
+    if index is not None:
+        _configure(host, index, rec["addrs"], rec["up"])
 
 
 def _give_back(host: IPRoute, ctr: IPRoute | None, rec: dict) -> None:
@@ -119,11 +124,12 @@ def _give_back(host: IPRoute, ctr: IPRoute | None, rec: dict) -> None:
         _configure(host, index, rec["addrs"], rec["up"])
 
 
-def attach(devices: dict[str, dict], pid: int, data: dict, undo: ExitStack, *, owned: bool) -> None:
-    """create's step: give the devices back if create fails; when the container
-    ``owned`` (created) the namespace, record the moves in the state ``data`` for delete.
-    A joined namespace belongs to someone else, who manages its devices (runtime-spec 1.3).
+def attach(devices: dict[str, dict], pid: int, undo: ExitStack) -> None:
+    """create's step: move the devices in, and give them back if create fails.
 
+    Once the container exists they are the namespace's: runtime-spec 1.3 says the
+    runtime MUST NOT move them out before deletion; when the namespace dies the
+    kernel destroys virtual devices and returns physical ones to the host.
     The namespace is held open until create ends: an init that dies during
     setup must not take the devices (a veth is destroyed with its namespace) along.
     """
@@ -131,7 +137,5 @@ def attach(devices: dict[str, dict], pid: int, data: dict, undo: ExitStack, *, o
     undo.callback(os.close, fd)
     netns = f"/proc/{os.getpid()}/fd/{fd}"  # pyroute2 opens it from a helper process
     moved: list[dict] = []
-    if owned:
-        data["netDevices"] = moved
     undo.callback(move_out, moved, netns)
     move_in(devices, pid, netns, moved)

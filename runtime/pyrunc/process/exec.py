@@ -8,8 +8,8 @@ child end is close-on-exec, so EOF means execve succeeded) or an "error".
 Child: non-dumpable first, into the container's v1 cgroups, then setns into every other
 namespace the init does not share with us (user first: it grants the rights for the
 rest; mount last: it changes what paths mean), chroot to the init's root, apply the
-process settings with the same functions as create, wait for "go" (the parent has
-put it in the cgroup2 meanwhile), execve. (Rootless, where the
+process settings with the same functions as create, wait for "go" (sent once the
+child is in the cgroup2: born there by clone3, or put there by the parent), execve. (Rootless, where the
 parent may not enter the pid namespace, the child enters it and forks once more.)
 
 Why no re-exec and no sealed copy of our binary (runc's exeseal, most of runc's
@@ -26,7 +26,9 @@ import contextlib
 import errno
 import gc
 import os
-import signal
+
+# _signal is the C module: `signal` would first build its enums (start-up time)
+import _signal as signal
 
 from pyrunc import jsonio, log
 from pyrunc import state as st
@@ -105,7 +107,7 @@ def spawn(job: Job, cgroup, state: dict) -> int:
     back = _enter_for_children(job)
     gc.disable()  # no collector run in the child between fork and exec
     try:
-        pid = os.fork()
+        pid, placed = _fork_into(cgroup)
         if pid == 0:
             try:
                 parent_end.close()
@@ -121,8 +123,9 @@ def spawn(job: Job, cgroup, state: dict) -> int:
         with parent_end:
             if job.needs_fork():
                 proc_pid = parent_end.recv("pid")["pid"]
-            with context("cgroup"):
-                _join_cgroup(cgroup, v1=False, pid=proc_pid)
+            if not placed:
+                with context("cgroup"):
+                    _join_cgroup(cgroup, v1=False, pid=proc_pid)
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 parent_end.send("go")  # refused if the child already failed: its error is queued
             confine.hand_over_listener(job.confine, parent_end, state, proc_pid)
@@ -136,6 +139,25 @@ def spawn(job: Job, cgroup, state: dict) -> int:
     if proc_pid != pid:
         _reap(pid)  # the intermediate exits right after its fork
     return proc_pid
+
+
+def _fork_into(cgroup) -> tuple[int, bool]:
+    """os.fork(), the child born in the container's cgroup2 directory when the kernel lets
+    us (clone3 CLONE_INTO_CGROUP, 5.7+): then nobody writes cgroup.procs, whose global lock
+    waits for an RCU grace period (5-15 ms here). Returns (pid, whether it is placed)."""
+    d = cgroup.dirs.get(UNIFIED)
+    if d is None:
+        return os.fork(), True  # no cgroup2 hierarchy: nothing to place
+    fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return sc.fork_into_cgroup(fd), True
+    except SyscallError as exc:
+        if exc.errno not in (errno.ENOSYS, errno.EINVAL, errno.E2BIG, errno.EPERM, errno.EACCES,
+                             errno.EBUSY, errno.EOPNOTSUPP):
+            raise
+        return os.fork(), False  # old kernel or no right to: the parent writes cgroup.procs
+    finally:
+        os.close(fd)
 
 
 def _enter_for_children(job: Job) -> list[tuple[str, int]]:
@@ -249,7 +271,8 @@ def _join_cgroup(cgroup, v1: bool, pid: int = 0) -> None:
     """The child moves itself into the v1 hierarchies through `tasks` with "0": moving just
     the calling thread (all of it: no threads) skips the kernel's global threadgroup lock,
     whose RCU grace period costs each cgroup.procs write milliseconds. cgroup2 has no such
-    door: the parent writes the pid to its cgroup.procs while the child gets ready."""
+    door: the child is born there (_fork_into), or else the parent writes its pid to
+    cgroup.procs while the child gets ready."""
     for key, d in cgroup.dirs.items():
         if (key != UNIFIED) != v1:
             continue

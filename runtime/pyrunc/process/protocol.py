@@ -29,11 +29,10 @@ the child end is close-on-exec, so EOF means execve succeeded.
 """
 from __future__ import annotations
 
-import json
 import os
 import socket
 
-from pyrunc import log
+from pyrunc import jsonio, log
 from pyrunc.errors import PyruncError
 
 TYPE_CHECKING = False
@@ -48,7 +47,7 @@ class ProtocolError(PyruncError):
 
 
 def _encode(kind: str, fields: dict) -> bytes:
-    raw = json.dumps({"type": kind, **fields}).encode()
+    raw = jsonio.dumps({"type": kind, **fields}).encode()
     if len(raw) > MAX_MSG:
         raise ProtocolError(f"internal message {kind!r} too large ({len(raw)} bytes)")
     return raw
@@ -96,7 +95,7 @@ class Channel:
         if len(raw) > MAX_MSG:
             raise ProtocolError("oversized internal message refused")
         try:
-            msg = json.loads(raw)
+            msg = jsonio.loads(raw)
             kind = msg["type"]
         except (ValueError, TypeError, KeyError):
             raise ProtocolError("malformed internal message refused") from None

@@ -98,4 +98,10 @@ def _mount_op(i: int, m: dict, bundle: str) -> MountOp:
             raise ConfigError(f"mounts[{i}].source: a bind mount needs a source")
         src = src if os.path.isabs(src) else os.path.join(bundle, src)
         fstype = None
-    return MountOp(i, src, m["destination"], fstype, opts)
+    dst = m["destination"]
+    if not dst.startswith("/"):
+        # config.md: a relative destination is deprecated and MUST be taken relative to "/".
+        from pyrunc import log
+        log.warn(f"mounts[{i}].destination {dst!r} is relative (deprecated): mounting at /{dst}")
+        dst = "/" + dst
+    return MountOp(i, src, dst, fstype, opts)

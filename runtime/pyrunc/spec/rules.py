@@ -26,15 +26,6 @@ def process_args(config: dict) -> Iterator[Issue]:
         yield "process.args", "at least one entry (the program) is required"
 
 
-def mount_destinations(config: dict) -> Iterator[Issue]:
-    for i, m in enumerate(config.get("mounts", [])):
-        dst = m.get("destination", "")
-        if not dst.startswith("/"):
-            yield f"mounts[{i}].destination", f"{dst!r} is not an absolute path"
-        elif ".." in dst.split("/"):
-            yield f"mounts[{i}].destination", f"{dst!r} must not contain '..'"
-
-
 def namespaces(config: dict) -> Iterator[Issue]:
     seen: set[str] = set()
     for i, ns in enumerate(config.get("linux", {}).get("namespaces", [])):
@@ -66,7 +57,7 @@ def id_mappings(config: dict) -> Iterator[Issue]:
 
 
 CHECKS: list[Callable[[dict], Iterator[Issue]]] = [
-    process_args, mount_destinations, namespaces, uts_names, time_offsets, id_mappings,
+    process_args, namespaces, uts_names, time_offsets, id_mappings,
     *procattrs.CHECKS, sysctl.check, netdevices.check, unsupported.check, *security.CHECKS,
     *userns.CHECKS, hooks.check,
 ]

@@ -33,6 +33,7 @@ ffi.cdef(
     long pr_keyctl_join(const char *name);
     long pr_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);
     int pr_bpf(int cmd, void *attr, unsigned int size);
+    long pr_fork_into_cgroup(int cgroup_fd);
     long pr_fstatfs_type(int fd);
     """
 )
@@ -47,6 +48,7 @@ ffi.set_source(
     #include <sys/prctl.h>
     #include <sys/personality.h>
     #include <sys/vfs.h>
+    #include <errno.h>
 
     #ifndef SYS_openat2
     #define SYS_openat2 437
@@ -113,6 +115,35 @@ ffi.set_source(
     static long pr_set_mempolicy(int mode, const unsigned long *mask, unsigned long maxnode)
     { return syscall(SYS_set_mempolicy, mode, mask, maxnode); }
     static int pr_bpf(int cmd, void *attr, unsigned int size) { return syscall(SYS_bpf, cmd, attr, size); }
+    /* os.fork(), but born in the cgroup2 directory cgroup_fd (clone3 CLONE_INTO_CGROUP): no
+       cgroup.procs write, whose global lock waits for an RCU grace period. CPython's own fork
+       hooks run around it, with the GIL (cffi released it for the call). */
+    /* Stable ABI since 3.7, but the limited-API headers cffi uses only declare them for a versioned Py_LIMITED_API. */
+    void PyOS_BeforeFork(void);
+    void PyOS_AfterFork_Parent(void);
+    void PyOS_AfterFork_Child(void);
+    struct pr_clone_args { uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack,
+                           stack_size, tls, set_tid, set_tid_size, cgroup; };
+    static long pr_fork_into_cgroup(int cgroup_fd)
+    {
+        struct pr_clone_args a = {0};
+        long pid;
+        int err;
+        PyGILState_STATE g = PyGILState_Ensure();
+        a.flags = 0x200000000ULL; /* CLONE_INTO_CGROUP */
+        a.exit_signal = 17;       /* SIGCHLD */
+        a.cgroup = (uint64_t)cgroup_fd;
+        PyOS_BeforeFork();
+        pid = syscall(435 /* SYS_clone3 */, &a, sizeof a);
+        err = errno;
+        if (pid == 0)
+            PyOS_AfterFork_Child();
+        else
+            PyOS_AfterFork_Parent();
+        PyGILState_Release(g);
+        errno = err;
+        return pid;
+    }
     /* statfs f_type of an open fd: tells a real procfs from a lookalike */
     static long pr_fstatfs_type(int fd) { struct statfs s; return fstatfs(fd, &s) < 0 ? -1 : (long)s.f_type; }
     """,

@@ -138,6 +138,12 @@ def set_mempolicy(mode: int, nodes: list[int]) -> None:
     _call("set_mempolicy", lambda: lib.pr_set_mempolicy(mode, mask if nodes else ffi.NULL, maxnode))
 
 
+def fork_into_cgroup(cgroup_fd: int) -> int:
+    """os.fork(), with the child born in the cgroup2 directory ``cgroup_fd`` (clone3
+    CLONE_INTO_CGROUP): no cgroup.procs write, so no wait for an RCU grace period."""
+    return _call("clone3", lambda: lib.pr_fork_into_cgroup(cgroup_fd))
+
+
 def bpf(cmd: int, attr: bytearray) -> int:
     buf = ffi.from_buffer(attr)
     return _call("bpf", lambda: lib.pr_bpf(cmd, buf, len(attr)))
