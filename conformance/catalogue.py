@@ -18,6 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from report import REQUIRES
+
 HERE = Path(__file__).resolve().parent
 SPEC_DIR = Path("/work/shared/reference/oci-runtime-spec-v1.3.0")
 CATALOGUE = HERE / "requirements.json"
@@ -102,6 +104,10 @@ def check() -> int:
         app = r.get("applicability", "")
         if app != "linux" and not app.startswith("n/a:"):
             problems.append(f"bad applicability {r['id']}: {app!r}")
+        if r.get("not_observable") and r.get("tests"):
+            problems.append(f"{r['id']}: marked not observable but claimed by tests")
+        if r.get("requires", "") not in ("", *REQUIRES):
+            problems.append(f"{r['id']}: unknown requires {r['requires']!r} (see report.REQUIRES)")
     markers = marker_ids()
     problems += [f"unknown id in test marker: {i}" for i in markers if i not in cat]
     problems += [f"stale tests list for {r['id']} (run sync-tests)" for r in cat.values()

@@ -6,10 +6,33 @@
 # this host but reading the v2 files, and tests/test_cgroups_v2_containers.py).
 # The containers need the project's venv (its pyrunc script and cffi build);
 # PYTHON overrides it. Exits with pytest's status.
+#
+# CONFORMANCE_V2_RESULTS=FILE: in the same boot, also run the conformance
+# suite's cgroup v2 tests (conformance/tests/test_cgroups_v2.py) against
+# CONFORMANCE_RUNTIME (default: the venv's pyrunc) and write their results to
+# FILE for `conformance/report.py --merge FILE`; their failures count too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-.venv/bin/python}
 [ -x "$py" ] || { echo "test-v2: $py not found (hack/setup.sh creates .venv)" >&2; exit 2; }
-exec hack/v2-guest.sh env PYTHONPATH=runtime PYTHONDONTWRITEBYTECODE=1 "$py" \
-  -m pytest -p no:cacheprovider -q -rs \
-  tests/cgroups tests/test_cgroup_commands.py tests/test_cgroups_v2_containers.py "$@"
+tests=(env PYTHONPATH=runtime PYTHONDONTWRITEBYTECODE=1 "$py"
+  -m pytest -p no:cacheprovider -q -rs
+  tests/cgroups tests/test_cgroup_commands.py tests/test_cgroups_v2_containers.py "$@")
+results=${CONFORMANCE_V2_RESULTS:-}
+[ -n "$results" ] || exec hack/v2-guest.sh "${tests[@]}"
+
+# The guest's writes vanish with it, so it prints the results after a marker
+# line at the end of its stdout, and we cut them off here.
+mark=@@conformance-v2-results@@
+guest='rc=0; "$@" || rc=$?
+cd conformance/tests && PYTHONDONTWRITEBYTECODE=1 "$CONF_PY" -m pytest -p no:cacheprovider -q -rs \
+  --runtime "$CONF_RT" --req-report /tmp/conformance-v2.json test_cgroups_v2.py || rc=$?
+echo "$CONF_MARK"; cat /tmp/conformance-v2.json; exit $rc'
+out=$(mktemp); trap 'rm -f "$out"' EXIT
+rc=0
+CONF_PY=$(realpath -s "$py") CONF_RT=$(realpath -s "$(command -v "${CONFORMANCE_RUNTIME:-.venv/bin/pyrunc}")") \
+  CONF_MARK=$mark \
+  hack/v2-guest.sh bash -c "$guest" guest "${tests[@]}" > "$out" || rc=$?
+sed "/^$mark\$/,\$d" "$out"
+if grep -qx "$mark" "$out"; then sed "1,/^$mark\$/d" "$out" > "$results"; else rm -f "$results"; fi
+exit $rc

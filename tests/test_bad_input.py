@@ -89,6 +89,11 @@ def test_unknown_id(pyrunc, cmd):
     fails(pyrunc(*cmd, "nosuchcontainer", check=False), "nosuchcontainer", "does not exist")
 
 
+def test_force_delete_of_unknown_id_succeeds_as_in_runc(pyrunc):
+    proc = pyrunc("delete", "--force", "nosuchcontainer", check=False)
+    assert (proc.returncode, proc.stderr) == (0, "")
+
+
 def test_start_running_and_delete_running(pyrunc, bundle, cid):
     bundle.args("sleep", "100")
     pyrunc("run", "-d", "--bundle", str(bundle.path), cid)

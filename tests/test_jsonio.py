@@ -30,6 +30,17 @@ def test_errors_are_json_errors(bad):
     assert (exc.value.lineno, exc.value.colno) == (ref.value.lineno, ref.value.colno)
 
 
+def test_errors_in_a_fresh_interpreter():
+    """The C scanner can only raise its error once json.decoder is imported."""
+    import subprocess
+    import sys
+    runtime = str(Path(__file__).resolve().parents[1] / "runtime")
+    code = (f"import sys; sys.path.insert(0, {runtime!r}); from pyrunc import jsonio\n"
+            "try:\n    jsonio.loads('{\"a\": ,}')\nexcept ValueError as e:\n    print(e.lineno, e.colno)")
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True)
+    assert out.stdout.split() == ["1", "7"], out.stderr
+
+
 def test_state_path_imports_no_re():
     import subprocess
     import sys

@@ -54,6 +54,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call" or report.failed or report.skipped:
         if rec["outcome"] in (None, "passed"):
             rec["outcome"] = "error" if report.failed and report.when != "call" else report.outcome
+            if report.skipped and isinstance(report.longrepr, tuple):
+                rec["reason"] = report.longrepr[2].removeprefix("Skipped: ")
 
 
 _CONFIG: list[pytest.Config] = []
@@ -324,6 +326,9 @@ class Harness:
 
 def cgroup_dirs(path: str) -> list[Path]:
     """Every existing directory for cgroup `path` in each mounted hierarchy."""
+    if (CGROUP_ROOT / "cgroup.controllers").exists():  # pure v2: one hierarchy, at the top
+        d = CGROUP_ROOT / path.lstrip("/")
+        return [d] if d.is_dir() else []
     seen, out = set(), []
     for hier in sorted(CGROUP_ROOT.iterdir()):
         real = hier.resolve()

@@ -32,7 +32,8 @@ def loads(raw: str | bytes) -> object:
     start = len(text) - len(text.lstrip(_WS))
     try:
         obj, end = _scan(text, start)
-    except StopIteration:
+    except Exception:  # noqa: BLE001 - StopIteration, or the scanner's own error, which
+        # needs json.decoder imported to be raised properly: json.loads below reports it
         obj, end = None, -1
     if end < 0 or text[end:].strip(_WS):
         import json

@@ -93,8 +93,9 @@ def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: contextlib.ExitS
     # they pass on to our caller's subreaper (containerd's shim, conmon).
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     parent_end, child_end = Channel.pair()
+    gc_was_on = gc.isenabled()
     gc.disable()  # no collector run in the child between fork and exec
-    pid = os.fork()
+    pid, placed = cg.fork_into()  # born in the cgroup2 directory where the kernel lets us
     if pid == 0:
         try:
             parent_end.close()
@@ -102,14 +103,16 @@ def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: contextlib.ExitS
             child.bootstrap(plan, child_end, fifo_fd, cg)
         finally:
             os._exit(1)
-    gc.enable()
+    if gc_was_on:
+        gc.enable()
     child_end.close()
     undo.callback(_reap, pid)
     undo.callback(_kill_quietly, pid)
     with parent_end:
-        with context("cgroup"):
-            cg.apply(pid)
-        parent_end.send("go")
+        if not placed:
+            with context("cgroup"):
+                cg.join(v1=False, pid=pid)
+        parent_end.send("go")  # the child joins the v1 hierarchies itself, before anything else
         if plan.new_ns & sc.CLONE_NEWUSER:
             _userns().handshake_parent(parent_end, pid, plan.config["linux"]["uidMappings"],
                                        plan.config["linux"]["gidMappings"])

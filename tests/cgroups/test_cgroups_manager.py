@@ -197,15 +197,29 @@ def test_destroy_of_a_frozen_cgroup_with_processes(managers, procs, cg_name):
     assert all_dirs_gone(m)
 
 
-def test_clone_fd_only_on_pure_v2(mgr):
-    fd = mgr.clone_fd()
-    if MODE != "v2":
-        assert fd is None
-        return
+def test_fork_into_and_join(mgr):
+    """The child is born in the cgroup2 directory (clone3) and joins v1 itself via tasks."""
+    ready_r, ready_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid, placed = mgr.fork_into()
+    if pid == 0:
+        try:
+            mgr.join(v1=True)
+            os.write(ready_w, b"x")
+            os.read(done_r, 1)
+        finally:
+            os._exit(0)
     try:
-        assert os.path.samestat(os.fstat(fd), os.stat(mgr.unified))
+        assert os.read(ready_r, 1) == b"x"
+        if not placed:
+            mgr.join(v1=False, pid=pid)
+        for d in mgr.dirs.values():
+            assert str(pid) in open(os.path.join(d, "cgroup.procs")).read().split(), d
     finally:
-        os.close(fd)
+        os.write(done_w, b"y")
+        os.waitpid(pid, 0)
+        for fd in (ready_r, ready_w, done_r, done_w):
+            os.close(fd)
 
 
 def test_pids_and_kill_all(mgr, procs):

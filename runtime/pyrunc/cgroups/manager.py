@@ -92,13 +92,40 @@ class CgroupManager:
                     continue
                 raise
 
-    def clone_fd(self) -> int | None:
-        """On a pure v2 host, an fd of the cgroup directory for clone3's
-        CLONE_INTO_CGROUP (the child starts inside it; the caller closes the fd).
-        None on v1/hybrid, where only apply() after the fork can place it."""
-        if self.mode != "v2":
-            return None
-        return os.open(self.unified, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    def fork_into(self) -> tuple[int, bool]:
+        """os.fork(), the child born in our cgroup2 directory when the kernel lets us
+        (clone3 CLONE_INTO_CGROUP, 5.7+): then nobody writes cgroup.procs, whose global
+        lock waits for an RCU grace period (5-15 ms here). Returns (pid, placed in cgroup2)."""
+        from pyrunc.syscalls import calls as sc
+
+        d = self.unified
+        if d is None:
+            return os.fork(), True  # no cgroup2 hierarchy: nothing to place
+        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            return sc.fork_into_cgroup(fd), True
+        except SyscallError as exc:
+            if exc.errno not in (errno.ENOSYS, errno.EINVAL, errno.E2BIG, errno.EPERM, errno.EACCES,
+                                 errno.EBUSY, errno.EOPNOTSUPP):
+                raise
+            return os.fork(), False  # old kernel or no right to: join(v1=False, pid) after
+        finally:
+            os.close(fd)
+
+    def join(self, *, v1: bool, pid: int = 0) -> None:
+        """Put ``pid`` (0: the caller) in the v1 hierarchies, or in the cgroup2 one.
+
+        A process joins v1 itself through `tasks` with "0": moving the calling thread
+        (all of it: no threads) skips the kernel's global threadgroup lock that each
+        cgroup.procs write waits on. cgroup2 has no such door: fork_into() is the fast way."""
+        for key, d in self.dirs.items():
+            if (key != UNIFIED) != v1:
+                continue
+            try:
+                files.write(d, "tasks" if v1 and pid == 0 else "cgroup.procs", pid, f"cgroup {key or 'unified'}")
+            except SyscallError as exc:
+                if not (self.rootless and exc.errno in _ROOTLESS_SKIP):
+                    raise
 
     def set_resources(self, resources: dict, *, update: bool = False) -> None:
         """Apply the spec's linux.resources object; errors name the field and file."""

@@ -1,6 +1,7 @@
 """pyrunc's command line: global flags, then one lazily imported module per command."""
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import sys
@@ -73,6 +74,9 @@ def _split_global(argv: list[str]) -> tuple[list[str], str | None, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Each command is short-lived and makes no reference cycles worth collecting;
+    # the collector would only run during imports (a few ms).
+    gc.disable()
     argv = sys.argv[1:] if argv is None else argv
     gl_argv, cmd, rest = _split_global(argv)
     label = cmd or "pyrunc"

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import os
-import signal
 from collections.abc import Callable
+
+# the C module: `signal` would first build its enums (~3 ms of start-up)
+import _signal as signal
 
 from pyrunc import lifecycle
 from pyrunc import state as st

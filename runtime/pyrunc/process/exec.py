@@ -32,7 +32,6 @@ import _signal as signal
 
 from pyrunc import jsonio, log
 from pyrunc import state as st
-from pyrunc.cgroups.manager import UNIFIED
 from pyrunc.errors import PyruncError, SyscallError, context
 from pyrunc.linux import attrs, confine, execute, sched
 from pyrunc.process.become import become
@@ -107,7 +106,7 @@ def spawn(job: Job, cgroup, state: dict) -> int:
     back = _enter_for_children(job)
     gc.disable()  # no collector run in the child between fork and exec
     try:
-        pid, placed = _fork_into(cgroup)
+        pid, placed = cgroup.fork_into()
         if pid == 0:
             try:
                 parent_end.close()
@@ -125,7 +124,7 @@ def spawn(job: Job, cgroup, state: dict) -> int:
                 proc_pid = parent_end.recv("pid")["pid"]
             if not placed:
                 with context("cgroup"):
-                    _join_cgroup(cgroup, v1=False, pid=proc_pid)
+                    cgroup.join(v1=False, pid=proc_pid)
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 parent_end.send("go")  # refused if the child already failed: its error is queued
             confine.hand_over_listener(job.confine, parent_end, state, proc_pid)
@@ -139,25 +138,6 @@ def spawn(job: Job, cgroup, state: dict) -> int:
     if proc_pid != pid:
         _reap(pid)  # the intermediate exits right after its fork
     return proc_pid
-
-
-def _fork_into(cgroup) -> tuple[int, bool]:
-    """os.fork(), the child born in the container's cgroup2 directory when the kernel lets
-    us (clone3 CLONE_INTO_CGROUP, 5.7+): then nobody writes cgroup.procs, whose global lock
-    waits for an RCU grace period (5-15 ms here). Returns (pid, whether it is placed)."""
-    d = cgroup.dirs.get(UNIFIED)
-    if d is None:
-        return os.fork(), True  # no cgroup2 hierarchy: nothing to place
-    fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        return sc.fork_into_cgroup(fd), True
-    except SyscallError as exc:
-        if exc.errno not in (errno.ENOSYS, errno.EINVAL, errno.E2BIG, errno.EPERM, errno.EACCES,
-                             errno.EBUSY, errno.EOPNOTSUPP):
-            raise
-        return os.fork(), False  # old kernel or no right to: the parent writes cgroup.procs
-    finally:
-        os.close(fd)
 
 
 def _enter_for_children(job: Job) -> list[tuple[str, int]]:
@@ -252,7 +232,7 @@ def _child(job: Job, chan: Channel, cgroup) -> NoReturn:
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
         sched.set_affinity(0, job.attrs.cpus_initial, "initial")
         with context("cgroup"):
-            _join_cgroup(cgroup, v1=True)
+            cgroup.join(v1=True)
         attrs.set_oom_score_adj(job.attrs.oom_score_adj)  # as host root: lowering needs it
         for ns, fd in job.ns_fds:
             with context(f"setns {ns}"):
@@ -265,28 +245,6 @@ def _child(job: Job, chan: Channel, cgroup) -> NoReturn:
         _finish(job, chan)
     except BaseException as exc:  # noqa: BLE001 - everything must reach the parent as data
         report_and_exit(chan, exc, "exec")
-
-
-def _join_cgroup(cgroup, v1: bool, pid: int = 0) -> None:
-    """The child moves itself into the v1 hierarchies through `tasks` with "0": moving just
-    the calling thread (all of it: no threads) skips the kernel's global threadgroup lock,
-    whose RCU grace period costs each cgroup.procs write milliseconds. cgroup2 has no such
-    door: the child is born there (_fork_into), or else the parent writes its pid to
-    cgroup.procs while the child gets ready."""
-    for key, d in cgroup.dirs.items():
-        if (key != UNIFIED) != v1:
-            continue
-        name = "tasks" if v1 else "cgroup.procs"
-        try:
-            fd = os.open(os.path.join(d, name), os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, str(pid).encode())
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            if cgroup.rootless and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-                continue  # as the manager's apply: a rootless container may lack a hierarchy
-            raise SyscallError("write", exc.errno or 0, os.path.join(d, name)) from None
 
 
 def _finish(job: Job, chan: Channel) -> NoReturn:

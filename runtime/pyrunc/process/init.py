@@ -12,6 +12,7 @@ import socket
 import sys
 
 from pyrunc import hooks, log
+from pyrunc.errors import context
 from pyrunc.linux import attrs, confine, devices, execute, mounts, namespaces, net, rootfs, sysctl, terminal
 from pyrunc.linux import idmap, userns
 from pyrunc.process.become import become
@@ -32,6 +33,8 @@ def bootstrap(plan: Plan, chan: Channel, fifo_fd: int, cgroup) -> NoReturn:
         # Non-dumpable before touching container namespaces: a container process
         # must not be able to open our /proc/<pid>/{exe,fd,mem} or ptrace us.
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        with context("cgroup"):
+            cgroup.join(v1=True)
         chan.recv("go")
         idmap.prepare(plan)  # while still root in the host's namespaces
         namespaces.join(plan)

@@ -1,9 +1,9 @@
 """Read a bundle's config.json: pure file reading, never touches the kernel."""
 from __future__ import annotations
 
-import json
 import os
 
+from pyrunc import jsonio
 from pyrunc.errors import BundleError, ConfigError
 
 
@@ -19,10 +19,12 @@ def read_json(path: str, what: str) -> object:
     except PermissionError:
         raise BundleError(f"{what} {path}: permission denied") from None
     try:
-        return json.loads(raw)
+        return jsonio.loads(raw)  # json (and re) only on the error path
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: invalid UTF-8 at byte {exc.start}") from None
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # json.JSONDecodeError
+        if not hasattr(exc, "lineno"):
+            raise ConfigError(f"{path}: invalid JSON: {exc}") from None
         raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
 
 
