@@ -11,12 +11,11 @@ installed just before the init reports ready (runc does the same).
 from __future__ import annotations
 
 import errno
-import json
 import os
 import socket
 import stat
 
-from pyrunc import log
+from pyrunc import jsonio, log
 from pyrunc.errors import ConfigError, PyruncError, context
 
 ACT_KILL_THREAD, ACT_KILL_PROCESS, ACT_TRAP = 0x00000000, 0x80000000, 0x00030000
@@ -160,7 +159,7 @@ def send_to_agent(prog: Program, listener_fd: int, state: dict, pid: int) -> Non
             sock.settimeout(10)
             try:
                 sock.connect(prog.listener)
-                raw = json.dumps(msg).encode()
+                raw = jsonio.dumps(msg).encode()
                 sent = socket.send_fds(sock, [raw], [listener_fd])
                 if sent < len(raw):
                     sock.sendall(raw[sent:])
