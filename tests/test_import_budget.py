@@ -15,9 +15,10 @@ from helpers import REPO
 
 ALWAYS_FORBIDDEN = {"typing", "dataclasses", "shutil", "subprocess", "argparse", "jsonschema", "pyroute2",
                     "inspect", "threading", "tempfile", "logging", "pathlib", "asyncio", "ctypes", "cffi",
-                    "traceback", "uuid", "datetime"}
+                    "traceback", "uuid", "datetime", "socket", "selectors"}
 # the status commands must not even pay for `re` (json and string import it)
-LIGHT_FORBIDDEN = ALWAYS_FORBIDDEN | {"re", "json", "enum", "pyrunc.spec.plan", "pyrunc.syscalls._native"}
+LIGHT_FORBIDDEN = ALWAYS_FORBIDDEN | {"re", "json", "enum", "contextlib", "pyrunc.spec.plan",
+                                       "pyrunc.syscalls._native"}
 
 
 def imported(pyrunc, *args: str) -> set[str]:

@@ -6,7 +6,6 @@ process, cgroup, mount namespace or state directory behind.
 """
 from __future__ import annotations
 
-import contextlib
 import gc
 import os
 import time
@@ -20,6 +19,8 @@ from pyrunc.errors import InvalidStatus, PyruncError, context
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; start/kill/delete must stay light
 if TYPE_CHECKING:
+    from contextlib import ExitStack
+
     from pyrunc.spec.plan import Plan
 
 # which statuses each operation accepts (runtime.md "Operations")
@@ -57,7 +58,9 @@ def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup
     linux = plan.config.get("linux", {})
     data = {"id": plan.id, "pid": 0, "bundle": plan.bundle, "rootfs": plan.rootfs, "created": _now(),
             "owner": _owner(), "annotations": plan.config.get("annotations") or {}}
-    with contextlib.ExitStack() as undo:
+    from contextlib import ExitStack  # create only: start/kill/delete stay without contextlib
+
+    with ExitStack() as undo:
         c = st.create_dir(root, plan.id, data)
         undo.callback(c.remove)
         hooks.on_create(undo, c, plan.config)
@@ -82,7 +85,7 @@ def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup
     return c
 
 
-def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: contextlib.ExitStack) -> int:
+def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: ExitStack) -> int:
     from pyrunc.linux import confine
     from pyrunc.process import init as child
     from pyrunc.process.protocol import Channel
@@ -148,13 +151,17 @@ def _netdev():
 
 
 def _kill_quietly(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
+    try:
         os.kill(pid, SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
+    try:
         os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 def _owner() -> str:
@@ -197,7 +204,13 @@ def start(c: st.Container) -> None:
     finally:
         os.close(fd)
     os.unlink(st.FIFO, dir_fd=c.dir_fd)
-    hooks.after_start(c, sync_fd)  # startContainer's outcome, then poststart
+    try:
+        hooks.after_start(c, sync_fd)  # startContainer's outcome, then poststart
+    except hooks.HookError:
+        # runtime.md lifecycle 7 and 9: stop the container and go on at step 12,
+        # destroying what create made (then poststop), before reporting the error.
+        delete(c, force=True)
+        raise
 
 
 def kill(c: st.Container, sig: int, all_procs: bool = False) -> None:

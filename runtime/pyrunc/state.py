@@ -55,6 +55,7 @@ class Container:
     def __init__(self, root: str, cid: str, fd: int, data: dict) -> None:
         self.root, self.id, self.dir_fd, self.data = root, cid, fd, data
         self.dir = os.path.join(root, cid)
+        self.removed = False
 
     @property
     def pid(self) -> int:
@@ -112,6 +113,7 @@ class Container:
             os.unlink(name, dir_fd=self.dir_fd)
         os.rmdir(self.dir)
         self.close()
+        self.removed = True
 
     def close(self) -> None:
         if self.dir_fd >= 0:

@@ -32,7 +32,8 @@ def main(cmd: str, g, argv: list[str]) -> int:
         try:
             lifecycle.start(c)
         except BaseException:
-            lifecycle.delete(c, force=True)
+            if not c.removed:  # a failed hook has already destroyed it
+                lifecycle.delete(c, force=True)
             raise
         pid = c.pid
         c.close()

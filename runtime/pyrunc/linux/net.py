@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import fcntl
-import socket
 import struct
 
+from pyrunc import unixsock as socket
 from pyrunc.errors import context
 
 _SIOCGIFFLAGS = 0x8913

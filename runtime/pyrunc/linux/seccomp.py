@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
 import stat
 
 from pyrunc import jsonio, log
+from pyrunc import unixsock as socket
 from pyrunc.errors import ConfigError, PyruncError, context
 
 ACT_KILL_THREAD, ACT_KILL_PROCESS, ACT_TRAP = 0x00000000, 0x80000000, 0x00030000

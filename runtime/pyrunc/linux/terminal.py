@@ -15,11 +15,11 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import socket
 import struct
 import termios
 from collections.abc import Callable
 
+from pyrunc import unixsock as socket
 from pyrunc.errors import PyruncError, UsageError, context
 from pyrunc.linux import paths
 from pyrunc.syscalls import calls as sc

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import select
-import socket
 import sys
 
 from pyrunc import hooks, log
+from pyrunc import unixsock as socket
 from pyrunc.errors import context
 from pyrunc.linux import attrs, confine, devices, execute, mounts, namespaces, net, rootfs, sysctl, terminal
 from pyrunc.linux import idmap, userns

@@ -30,9 +30,9 @@ the child end is close-on-exec, so EOF means execve succeeded.
 from __future__ import annotations
 
 import os
-import socket
 
 from pyrunc import jsonio, log
+from pyrunc import unixsock as socket
 from pyrunc.errors import PyruncError
 
 TYPE_CHECKING = False
