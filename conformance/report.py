@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -162,7 +163,8 @@ def main() -> int:
                     help="exit 1 when a test failed (for CI)")
     ap.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = ap.parse_args()
-    runtime = shutil.which(args.runtime) or args.runtime
+    found = shutil.which(args.runtime)  # absolute: the suite runs from conformance/tests
+    runtime = os.path.abspath(found) if found else args.runtime
     version = subprocess.run([runtime, "--version"], capture_output=True, text=True)
     catalogue = json.loads((HERE / "requirements.json").read_text())["requirements"]
     if args.results:
@@ -182,7 +184,8 @@ def main() -> int:
            "pytest_summary": summary, "merged": args.merge, **evaluate(catalogue, results)}
     print(json.dumps(rep, indent=1) if args.format == "json" else render_text(rep))
     if args.strict and any(r["outcome"] in ("failed", "error") for r in results.values()):
-        print(output, file=sys.stderr)  # pytest's own account of the failures
+        if rc == 1:
+            print(output, file=sys.stderr)  # pytest's own account of this host's failures
         return 1
     return 0
 

@@ -92,11 +92,87 @@ _RX: dict = {}
 def _rx(pattern: str):
     r = _RX.get(pattern)
     if r is None:
-        import re  # only paid when a pattern is checked
+        import re  # only for a pattern PLAIN_TESTS does not know
 
         r = _RX[pattern] = re.compile(pattern)
     return r
+
+
+# The schemas' common patterns as plain string tests (see PLAIN_TESTS in the
+# generator): `re` and the enum module it imports would cost create ~3 ms.
+
+
+def _digits(v: str) -> bool:
+    return v.isascii() and v.isdigit()
+
+
+def _number(v: str) -> bool:
+    """Digits without a leading zero (SemVer's numeric identifier)."""
+    return _digits(v) and (v == "0" or v[0] != "0")
+
+
+def _word(v: str) -> bool:
+    return v != "" and v.isascii() and all(c.isalnum() or c == "-" for c in v)
+
+
+def _semver(v: str) -> bool:
+    rest, plus, build = v.partition("+")
+    core, dash, pre = rest.partition("-")
+    parts = core.split(".")
+    return (len(parts) == 3 and all(_number(x) for x in parts)
+            and (not dash or all(_word(x) and (not _digits(x) or _number(x)) for x in pre.split(".")))
+            and (not plus or all(_word(x) for x in build.split("."))))
+
+
+def _cpu_list(v: str) -> bool:
+    return v == "" or all(all(_digits(n) for n in part.split("-", 1)) for part in v.split(","))
+
+
+_CAP_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+def _cap_name(v: str) -> bool:
+    return v.startswith("CAP_") and len(v) > 4 and _CAP_CHARS.issuperset(v[4:])
+
+
+def _abs_path(v: str) -> bool:
+    return v.startswith("/")
+
+
+def _abs_or_drive(v: str) -> bool:
+    return v.startswith("/") or (v[:1].isascii() and v[:1].isalpha() and v[1:3] == ":" + chr(92))
+
+
+def _one_line(v: str) -> bool:
+    return chr(10) not in v
+
+
+def _mb_schema(v: str) -> bool:
+    return v.startswith("MB:") and chr(10) not in v
+
+
+def _rwm(v: str) -> bool:
+    return set(v) <= {"r", "w", "m"}
+
+
+def _page_size(v: str) -> bool:
+    return len(v) > 2 and v[-1] == "B" and v[-2] in "KMG" and _number(v[:-2]) and v[0] != "0"
 '''
+
+# pattern (as written in the schemas) -> the runtime function above that tests it;
+# test_schemas compares each against `re` and the generated validator against jsonschema.
+PLAIN_TESTS = {
+    r"^/": "_abs_path",
+    r"^(/|[A-Za-z]:\\)": "_abs_or_drive",
+    r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)"
+    r"(\.(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$": "_semver",
+    r"^([0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*)?$": "_cpu_list",
+    r"^MB:[^\n]*$": "_mb_schema",
+    r"^CAP_[A-Z0-9_]+$": "_cap_name",
+    r"^[^\n]*$": "_one_line",
+    r"^[rwm]*$": "_rwm",
+    r"^[1-9][0-9]*[KMG]B$": "_page_size",
+}
 
 
 class Schemas:
@@ -257,10 +333,12 @@ class Generator:
                 b += [f"if len(v) < {n}:", f"    e.append(_at(p) + ': ' + _r(v) + {' ' + msg!r})"]
             if "pattern" in node:
                 pat = node["pattern"]
+                test = PLAIN_TESTS.get(pat)
                 if pat.endswith("$") and not pat.endswith("\\$"):
                     pat = pat[:-1] + "\\Z"
                 msg = node.get("x-pattern-message", f"does not match {node['pattern']!r}")
-                b += [f"if _rx({pat!r}).search(v) is None:", f'    e.append(_at(p) + ": " + _r(v) + " " + {msg!r})']
+                cond = f"not {test}(v)" if test else f"_rx({pat!r}).search(v) is None"
+                b += [f"if {cond}:", f'    e.append(_at(p) + ": " + _r(v) + " " + {msg!r})']
         elif kind == "array":
             if "minItems" in node:
                 n = node["minItems"]

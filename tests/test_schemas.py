@@ -360,3 +360,26 @@ def test_import_does_not_load_jsonschema() -> None:
     out = subprocess.run([sys.executable, "-c", code, str(REPO / "tests" / "data" / "config-full.json")],
                          env=env, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_plain_pattern_tests_agree_with_re():
+    """The generator writes the common patterns as string tests (no `re` on create's path)."""
+    import importlib.util
+    import random
+    import re
+
+    spec = importlib.util.spec_from_file_location("gen", REPO / "hack" / "gen-validators.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    from pyrunc.spec import _validators
+
+    rng = random.Random(7)
+    alphabet = "0123456789.-+abzAZ_CKMGB:/\\\nrwm,P٣"
+    samples = ["1.0.0", "1.0.0-rc.1+b.5", "01.0.0", "1.0.0-01", "C:\\x", "CAP_SYS_ADMIN", "0-3,7", "64KB",
+               "MB:0=20", "", "\n"]
+    samples += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(4000)]
+    for pattern, name in gen.PLAIN_TESTS.items():
+        rx = re.compile(pattern[:-1] + r"\Z" if pattern.endswith("$") else pattern)
+        test = getattr(_validators, name)
+        wrong = [s for s in samples if (rx.search(s) is not None) != test(s)]
+        assert not wrong, (pattern, wrong[:5])

@@ -21,7 +21,7 @@ import time
 
 # _signal is the C module: `signal` would first build its enums (~2 ms of start-up)
 from _signal import SIGKILL, SIGPIPE, SIGXFSZ
-from collections.abc import Iterator
+from _collections_abc import Iterator  # collections.abc minus the ~1.5 ms collections import
 
 from pyrunc import jsonio, log
 from pyrunc.errors import PyruncError

@@ -1,7 +1,7 @@
 """create / start / kill / delete: the parent side of the container lifecycle.
 
 create acquires resources in order (state dir, cgroup, children) inside an
-ExitStack whose undo steps run on any failure, so a failed create leaves no
+Undo whose steps run on any failure, so a failed create leaves no
 process, cgroup, mount namespace or state directory behind.
 """
 from __future__ import annotations
@@ -16,11 +16,10 @@ from _signal import SIGKILL
 from pyrunc import hooks
 from pyrunc import state as st
 from pyrunc.errors import InvalidStatus, PyruncError, context
+from pyrunc.undo import Undo
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; start/kill/delete must stay light
 if TYPE_CHECKING:
-    from contextlib import ExitStack
-
     from pyrunc.spec.plan import Plan
 
 # which statuses each operation accepts (runtime.md "Operations")
@@ -58,9 +57,7 @@ def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup
     linux = plan.config.get("linux", {})
     data = {"id": plan.id, "pid": 0, "bundle": plan.bundle, "rootfs": plan.rootfs, "created": _now(),
             "owner": _owner(), "annotations": plan.config.get("annotations") or {}}
-    from contextlib import ExitStack  # create only: start/kill/delete stay without contextlib
-
-    with ExitStack() as undo:
+    with Undo() as undo:
         c = st.create_dir(root, plan.id, data)
         undo.callback(c.remove)
         hooks.on_create(undo, c, plan.config)
@@ -79,13 +76,13 @@ def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup
         data["pid_start"] = st.pid_start_time(init_pid)
         c.save()
         if pid_file:
-            _write_pid_file(pid_file, init_pid)
+            write_pid_file(pid_file, init_pid)
         undo.pop_all()
     os.close(fifo_fd)
     return c
 
 
-def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: ExitStack) -> int:
+def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: Undo) -> int:
     from pyrunc.linux import confine
     from pyrunc.process import init as child
     from pyrunc.process.protocol import Channel
@@ -109,8 +106,8 @@ def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: ExitStack) -> in
     if gc_was_on:
         gc.enable()
     child_end.close()
-    undo.callback(_reap, pid)
-    undo.callback(_kill_quietly, pid)
+    undo.callback(reap, pid)
+    undo.callback(kill_quietly, pid)
     with parent_end:
         if not placed:
             with context("cgroup"):
@@ -121,8 +118,8 @@ def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: ExitStack) -> in
                                        plan.config["linux"]["gidMappings"])
         init_pid = parent_end.recv("pid")["pid"]
         if init_pid != pid:
-            undo.callback(_reap, init_pid)
-        undo.callback(_kill_quietly, init_pid)
+            undo.callback(reap, init_pid)
+        undo.callback(kill_quietly, init_pid)
         # Limits go on once the init exists (as runc does at its "ready"): with
         # pids.limit 0 our own pid-namespace fork inside the cgroup would fail.
         cg.set_resources(plan.config.get("linux", {}).get("resources") or {})
@@ -150,14 +147,16 @@ def _netdev():
     return netdev
 
 
-def _kill_quietly(pid: int) -> None:
+def kill_quietly(pid: int, sig: int = SIGKILL) -> None:
+    """Signal ``pid`` if it is still there."""
     try:
-        os.kill(pid, SIGKILL)
+        os.kill(pid, sig)
     except ProcessLookupError:
         pass
 
 
-def _reap(pid: int) -> None:
+def reap(pid: int) -> None:
+    """Wait for our child ``pid`` if it is still ours to wait for."""
     try:
         os.waitpid(pid, 0)
     except ChildProcessError:
@@ -170,11 +169,11 @@ def _owner() -> str:
 
 def _save_config(c: st.Container, config: dict) -> None:
     """Later commands (exec, hooks, delete) read the config the container was created from."""
-    import json
+    from pyrunc import jsonio
 
     fd = os.open("config.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=c.dir_fd)
     with open(fd, "w") as f:
-        json.dump(config, f, separators=(",", ":"))
+        f.write(jsonio.dumps(config))
 
 
 def _check_pid_file_dir(path: str) -> None:
@@ -183,7 +182,7 @@ def _check_pid_file_dir(path: str) -> None:
         raise PyruncError(f"--pid-file {path}: directory {d} does not exist")
 
 
-def _write_pid_file(path: str, pid: int) -> None:
+def write_pid_file(path: str, pid: int) -> None:
     path = os.path.abspath(path)
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
     with context(f"--pid-file {path}"):
@@ -241,7 +240,7 @@ def delete(c: st.Container, force: bool = False) -> None:
     if status != "stopped":
         if not force:  # runtime.md: deleting a container that is not stopped MUST fail
             raise InvalidStatus(c.id, "delete", status)
-        _kill_quietly(c.pid)
+        kill_quietly(c.pid)
     if c.data.get("cgroup"):
         c.cgroup().destroy()
     c.remove()

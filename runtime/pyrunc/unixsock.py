@@ -13,6 +13,10 @@ from _socket import (AF_INET, AF_UNIX, MSG_CMSG_CLOEXEC, SOCK_DGRAM, SOCK_SEQPAC
                      SOCK_STREAM, sethostname)
 
 
+__all__ = ["AF_INET", "AF_UNIX", "MSG_CMSG_CLOEXEC", "SOCK_DGRAM", "SOCK_SEQPACKET", "SOCK_STREAM",
+           "recv_fds", "send_fds", "sethostname", "socket", "socketpair"]
+
+
 class socket(_socket.socket):  # noqa: N801 - stands in for socket.socket
     """A socket object that closes itself at the end of a ``with`` block."""
 

@@ -8,6 +8,7 @@ import resource
 import secrets
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 from engine_helpers import (IMAGE, TIMEOUT, CallLog, cgroup_dirs, cgroup_pids, kill_pid,
@@ -132,7 +133,11 @@ disabled_plugins = [
             found.append(f"container {cid} still listed")
         found += [f"mount {m}" for m in mounts_containing(f"/{cid}/")]
         found += [f"cgroup {d}" for d in cgroup_dirs(self.cgroup(cid))]
-        found += [f"shim pid {p}" for p in pids_with_cmdline(f"-id {cid} -address {self.sock}")]
+        # The shim exits on its own once its last task is deleted: give it a moment.
+        deadline = time.monotonic() + 10
+        while (shims := pids_with_cmdline(f"-id {cid} -address {self.sock}")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        found += [f"shim pid {p}" for p in shims]
         if cid in runtime_list(self.runtime, str(self.runc_root / self.namespace)):
             found.append(f"runtime still lists {cid}")
         return found

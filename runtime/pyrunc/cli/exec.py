@@ -79,8 +79,8 @@ def _exec(g, cid: str, args: list[str], opts: dict) -> int:
         job.close()
     master = console.created() if console is not None else None
     if opts["pid_file"]:
-        from pyrunc.lifecycle import _write_pid_file
-        _write_pid_file(opts["pid_file"], pid)
+        from pyrunc.lifecycle import write_pid_file
+        write_pid_file(opts["pid_file"], pid)
     if opts["detach"]:
         return 0
     if master is None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
+from _collections_abc import Iterator  # collections.abc minus the ~1.5 ms collections import
 
 from pyrunc.errors import ConfigError, context
 from pyrunc.linux import procfs  # imported here: the container side uses it after pivot_root

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import errno
 import os
-from contextlib import ExitStack
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from pyrunc import log
 from pyrunc.errors import PyruncError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyrunc.undo import Undo
 
 IFA_F_PERMANENT = 0x80
 RT_SCOPE_UNIVERSE = 0
@@ -112,19 +115,7 @@ def _give_back(host: IPRoute, ctr: IPRoute, rec: dict) -> None:
         _configure(host, index, rec["addrs"], rec["up"])
 
 
-def _give_back(host: IPRoute, ctr: IPRoute | None, rec: dict) -> None:
-    where = ctr if ctr is not None else host
-    index = _find(where, None if ctr is not None else rec["container"], rec["mac"])
-    if index is None:
-        return  # a virtual device, destroyed with its namespace
-    move = {"net_ns_pid": os.getpid()} if ctr else {}
-    where.link("set", index=index, ifname=rec["host"], **move)
-    index = _find(host, rec["host"], rec["mac"])
-    if index is not None:
-        _configure(host, index, rec["addrs"], rec["up"])
-
-
-def attach(devices: dict[str, dict], pid: int, undo: ExitStack) -> None:
+def attach(devices: dict[str, dict], pid: int, undo: Undo) -> None:
     """create's step: move the devices in, and give them back if create fails.
 
     Once the container exists they are the namespace's: runtime-spec 1.3 says the

@@ -36,10 +36,71 @@ _RX: dict = {}
 def _rx(pattern: str):
     r = _RX.get(pattern)
     if r is None:
-        import re  # only paid when a pattern is checked
+        import re  # only for a pattern PLAIN_TESTS does not know
 
         r = _RX[pattern] = re.compile(pattern)
     return r
+
+
+# The schemas' common patterns as plain string tests (see PLAIN_TESTS in the
+# generator): `re` and the enum module it imports would cost create ~3 ms.
+
+
+def _digits(v: str) -> bool:
+    return v.isascii() and v.isdigit()
+
+
+def _number(v: str) -> bool:
+    """Digits without a leading zero (SemVer's numeric identifier)."""
+    return _digits(v) and (v == "0" or v[0] != "0")
+
+
+def _word(v: str) -> bool:
+    return v != "" and v.isascii() and all(c.isalnum() or c == "-" for c in v)
+
+
+def _semver(v: str) -> bool:
+    rest, plus, build = v.partition("+")
+    core, dash, pre = rest.partition("-")
+    parts = core.split(".")
+    return (len(parts) == 3 and all(_number(x) for x in parts)
+            and (not dash or all(_word(x) and (not _digits(x) or _number(x)) for x in pre.split(".")))
+            and (not plus or all(_word(x) for x in build.split("."))))
+
+
+def _cpu_list(v: str) -> bool:
+    return v == "" or all(all(_digits(n) for n in part.split("-", 1)) for part in v.split(","))
+
+
+_CAP_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+def _cap_name(v: str) -> bool:
+    return v.startswith("CAP_") and len(v) > 4 and _CAP_CHARS.issuperset(v[4:])
+
+
+def _abs_path(v: str) -> bool:
+    return v.startswith("/")
+
+
+def _abs_or_drive(v: str) -> bool:
+    return v.startswith("/") or (v[:1].isascii() and v[:1].isalpha() and v[1:3] == ":" + chr(92))
+
+
+def _one_line(v: str) -> bool:
+    return chr(10) not in v
+
+
+def _mb_schema(v: str) -> bool:
+    return v.startswith("MB:") and chr(10) not in v
+
+
+def _rwm(v: str) -> bool:
+    return set(v) <= {"r", "w", "m"}
+
+
+def _page_size(v: str) -> bool:
+    return len(v) > 2 and v[-1] == "B" and v[-2] in "KMG" and _number(v[:-2]) and v[0] != "0"
 
 _C0 = frozenset(('private', 'rprivate', 'rshared', 'rslave', 'runbindable', 'shared', 'slave', 'unbindable'))
 _C1 = frozenset(('created', 'running'))
@@ -175,7 +236,7 @@ def _v_defs_defs_ociVersion(v, p, e):
     if not (type(v) is str):
         e.append(_at(p) + ": expected string, got " + _tn(v))
         return
-    if _rx('^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)(-(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\\.(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?(\\+[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?\\Z').search(v) is None:
+    if not _semver(v):
         e.append(_at(p) + ": " + _r(v) + " " + 'is not a SemVer 2.0.0 version')
 
 
@@ -442,7 +503,7 @@ def _v_defs_defs_absolutePath(v, p, e):
     if not (type(v) is str):
         e.append(_at(p) + ": expected string, got " + _tn(v))
         return
-    if _rx('^/').search(v) is None:
+    if not _abs_path(v):
         e.append(_at(p) + ": " + _r(v) + " " + 'is not an absolute path')
 
 
@@ -570,7 +631,7 @@ def _v_config_schema_defs_process_properties_cwd(v, p, e):
     if not (type(v) is str):
         e.append(_at(p) + ": expected string, got " + _tn(v))
         return
-    if _rx('^(/|[A-Za-z]:\\\\)').search(v) is None:
+    if not _abs_or_drive(v):
         e.append(_at(p) + ": " + _r(v) + " " + 'is not an absolute path')
 
 
@@ -1280,7 +1341,7 @@ def _v_defs_defs_cpuList(v, p, e):
     if not (type(v) is str):
         e.append(_at(p) + ": expected string, got " + _tn(v))
         return
-    if _rx('^([0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*)?\\Z').search(v) is None:
+    if not _cpu_list(v):
         e.append(_at(p) + ": " + _r(v) + " " + "is not a list like '0-3,7'")
 
 
@@ -1514,7 +1575,7 @@ def _v_config_linux_defs_intelRdt_properties_memBwSchema(v, p, e):
     if not (type(v) is str):
         e.append(_at(p) + ": expected string, got " + _tn(v))
         return
-    if _rx('^MB:[^\\n]*\\Z').search(v) is None:
+    if not _mb_schema(v):
         e.append(_at(p) + ": " + _r(v) + " " + "must start with 'MB:' and contain no newline")
 
 
@@ -1782,7 +1843,7 @@ def _v_config_schema_defs_capabilityArray_items(v, p, e):
     if not (type(v) is str):
         e.append(_at(p) + ": expected string, got " + _tn(v))
         return
-    if _rx('^CAP_[A-Z0-9_]+\\Z').search(v) is None:
+    if not _cap_name(v):
         e.append(_at(p) + ": " + _r(v) + " " + "is not a capability name like 'CAP_CHOWN'")
 
 
@@ -1996,7 +2057,7 @@ def _v_config_linux_defs_intelRdt_properties_schemata_items(v, p, e):
     if not (type(v) is str):
         e.append(_at(p) + ": expected string, got " + _tn(v))
         return
-    if _rx('^[^\\n]*\\Z').search(v) is None:
+    if not _one_line(v):
         e.append(_at(p) + ": " + _r(v) + " " + 'must not contain a newline')
 
 
@@ -2098,7 +2159,7 @@ def _v_config_linux_defs_deviceCgroup_properties_access(v, p, e):
     if not (type(v) is str):
         e.append(_at(p) + ": expected string, got " + _tn(v))
         return
-    if _rx('^[rwm]*\\Z').search(v) is None:
+    if not _rwm(v):
         e.append(_at(p) + ": " + _r(v) + " " + "is not a combination of 'r', 'w' and 'm'")
 
 
@@ -2155,7 +2216,7 @@ def _v_config_linux_defs_hugepageLimit_properties_pageSize(v, p, e):
     if not (type(v) is str):
         e.append(_at(p) + ": expected string, got " + _tn(v))
         return
-    if _rx('^[1-9][0-9]*[KMG]B\\Z').search(v) is None:
+    if not _page_size(v):
         e.append(_at(p) + ": " + _r(v) + " " + "is not a page size like '64KB', '2MB' or '1GB'")
 
 

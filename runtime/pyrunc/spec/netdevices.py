@@ -1,7 +1,7 @@
 """linux.netDevices (runtime-spec 1.3): names and namespace checks, pure."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from _collections_abc import Iterator  # collections.abc minus the ~1.5 ms collections import
 
 from pyrunc.spec.sysctl import is_host_netns
 

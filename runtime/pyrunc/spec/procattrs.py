@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import resource
 import struct
-from collections.abc import Iterator
+from _collections_abc import Iterator  # collections.abc minus the ~1.5 ms collections import
 
 Issue = tuple[str, str]
 

@@ -1,7 +1,7 @@
 """Cross-field rules the schema cannot express. Pure: each check yields (json_path, message)."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from _collections_abc import Callable, Iterator  # collections.abc minus the ~1.5 ms collections import
 
 from pyrunc import hooks
 from pyrunc.errors import ConfigError

@@ -5,7 +5,7 @@ which also serves names that come from the command line (exec --cap).
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from _collections_abc import Iterator  # collections.abc minus the ~1.5 ms collections import
 
 Issue = tuple[str, str]
 

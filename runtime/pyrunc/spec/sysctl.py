@@ -6,7 +6,7 @@ its own; anything else would change the host for every process on it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from _collections_abc import Iterator  # collections.abc minus the ~1.5 ms collections import
 
 Issue = tuple[str, str]
 

@@ -4,7 +4,7 @@ One place for the list, so features and the error agree.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from _collections_abc import Iterator  # collections.abc minus the ~1.5 ms collections import
 
 Issue = tuple[str, str]
 

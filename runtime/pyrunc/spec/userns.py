@@ -1,7 +1,7 @@
 """Rules for user-namespace mappings and idmapped mounts. Pure: each check yields (json_path, message)."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from _collections_abc import Iterator  # collections.abc minus the ~1.5 ms collections import
 
 Issue = tuple[str, str]
 

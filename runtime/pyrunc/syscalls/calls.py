@@ -7,7 +7,7 @@ the call, its path and the errno.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from _collections_abc import Callable  # collections.abc minus the ~1.5 ms collections import
 
 from pyrunc.errors import SyscallError
 from pyrunc.syscalls._native import ffi, lib
