@@ -306,8 +306,10 @@ def test_memory_hog_oom_killed_and_reported_by_events(pyrunc, bundle, cid):
             assert seen[-1]["type"] == "stats", seen[-1]
             seen.append(ev.next())
         assert seen[-1] == {"type": "oom", "id": cid}
-        wait_for((bundle.rootfs / "tmp" / "hog").exists, what="the hog's exit status")
-        assert (bundle.rootfs / "tmp" / "hog").read_text().strip() == "137"   # SIGKILL
+        hog_status = bundle.rootfs / "tmp" / "hog"  # the shell creates it before echo writes
+        wait_for(lambda: hog_status.exists() and hog_status.read_text().strip() != "",
+                 what="the hog's exit status")
+        assert hog_status.read_text().strip() == "137"   # SIGKILL
         assert cg.keyed("memory", "memory.events" if V2 else "memory.oom_control")["oom_kill"] >= 1
         pyrunc("kill", cid, "KILL")
         ev.p.wait(timeout=30)   # the stream ends with the container

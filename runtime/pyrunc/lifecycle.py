@@ -50,6 +50,8 @@ def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup
            rootless: bool = False) -> st.Container:
     """Set the container up to the exec.fifo barrier; return its (locked) state."""
     from pyrunc.cgroups import open_manager
+    from pyrunc.cgroups.delegate import delegate
+    from pyrunc.cgroups.delegate import owner as delegation_owner
     from pyrunc.cgroups.resources import validate as validate_resources
 
     if pid_file:
@@ -67,6 +69,10 @@ def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup
         with context("linux.cgroupsPath"):
             cg.create()
         undo.callback(cg.destroy)
+        delegate_to = delegation_owner(plan.config, cg.mode)
+        if delegate_to is not None:
+            with context("linux.namespaces cgroup (delegation)"):
+                delegate(cg.unified, *delegate_to)
         data["cgroup"] = cg.to_state()
         os.mkfifo(st.FIFO, 0o600, dir_fd=c.dir_fd)
         fifo_fd = os.open(st.FIFO, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=c.dir_fd)

@@ -165,3 +165,22 @@ def test_bpf_program_decides_like_the_rule_list():
     # per bit: test the bit, one unconditional jump; then loads and the final allow
     assert len(allow_all) == 8 * (6 + 3 * 4 + 2)
     assert _run(assemble([]), C, R, 1, 3) == 0     # empty list: deny
+
+
+def test_delegation_owner_follows_the_spec_conditions():
+    """config-linux.md "Cgroup ownership": v2 only, new cgroup namespace, rw /sys/fs/cgroup."""
+    from pyrunc.cgroups.delegate import owner
+
+    config = {"process": {"user": {"uid": 1000, "gid": 5}},
+              "mounts": [{"source": "cgroup", "destination": "/sys/fs/cgroup", "type": "cgroup"}],
+              "linux": {"namespaces": [{"type": "cgroup"}, {"type": "user"}],
+                        "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+                        "gidMappings": [{"containerID": 0, "hostID": 200000, "size": 65536}]}}
+    assert owner(config, "v2") == (101000, 200005)
+    assert owner(config, "hybrid") is None and owner(config, "v1") is None
+    ro = {**config, "mounts": [{**config["mounts"][0], "options": ["ro"]}]}
+    assert owner(ro, "v2") is None
+    joined = {**config, "linux": {**config["linux"], "namespaces": [{"type": "cgroup", "path": "/proc/1/ns/cgroup"}]}}
+    assert owner(joined, "v2") is None
+    no_userns = {**config, "linux": {"namespaces": [{"type": "cgroup"}]}}
+    assert owner(no_userns, "v2") == (1000, 5)
