@@ -17,8 +17,11 @@ ALWAYS_FORBIDDEN = {"typing", "dataclasses", "shutil", "subprocess", "argparse",
                     "inspect", "threading", "tempfile", "logging", "pathlib", "asyncio", "ctypes", "cffi",
                     "traceback", "uuid", "datetime", "socket", "selectors"}
 # the status commands must not even pay for `re` (json and string import it)
-LIGHT_FORBIDDEN = ALWAYS_FORBIDDEN | {"re", "json", "enum", "contextlib", "pyrunc.spec.plan",
-                                       "pyrunc.syscalls._native"}
+# create/run/exec neither: the generated validator tests patterns without re, JSON goes
+# through pyrunc.jsonio, sockets through pyrunc.unixsock, undo steps through pyrunc.undo
+RUN_FORBIDDEN = ALWAYS_FORBIDDEN | {"re", "json", "enum", "contextlib", "collections"}
+# the status commands do not even load the spec or native code
+LIGHT_FORBIDDEN = RUN_FORBIDDEN | {"pyrunc.spec.plan", "pyrunc.syscalls._native"}
 
 
 def imported(pyrunc, *args: str) -> set[str]:
@@ -50,8 +53,13 @@ def test_status_commands_stay_light(pyrunc, running, cmd):
 
 def test_run_stays_light(pyrunc, bundle, cid):
     bundle.args("true")
-    heavy = imported(pyrunc, "run", "-b", str(bundle.path), cid) & ALWAYS_FORBIDDEN
+    heavy = imported(pyrunc, "run", "-b", str(bundle.path), cid) & RUN_FORBIDDEN
     assert not heavy, f"run imports {sorted(heavy)}"
+
+
+def test_exec_stays_light(pyrunc, running):
+    heavy = imported(pyrunc, "exec", running, "true") & RUN_FORBIDDEN
+    assert not heavy, f"exec imports {sorted(heavy)}"
 
 
 def test_kill_stays_light(pyrunc, running):

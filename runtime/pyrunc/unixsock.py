@@ -6,7 +6,7 @@ import this instead: ``from pyrunc import unixsock as socket``.
 """
 from __future__ import annotations
 
-import array
+import struct
 
 import _socket
 from _socket import (AF_INET, AF_UNIX, MSG_CMSG_CLOEXEC, SOCK_DGRAM, SOCK_SEQPACKET,  # noqa: F401
@@ -36,15 +36,16 @@ def socketpair(family: int, type: int) -> tuple[socket, socket]:
 
 def send_fds(sock: _socket.socket, buffers: list[bytes], fds: list[int]) -> int:
     """sendmsg with the fds as one SCM_RIGHTS message; returns the bytes sent."""
-    return sock.sendmsg(buffers, [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds))])
+    # struct, not array: importing array imports collections (~1.5 ms)
+    return sock.sendmsg(buffers, [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))])
 
 
 def recv_fds(sock: _socket.socket, bufsize: int, maxfds: int, flags: int = 0) -> tuple[bytes, list[int], int, object]:
     """recvmsg that returns (data, received fds, msg flags, address); ``flags`` reach recvmsg
     (MSG_CMSG_CLOEXEC: the fds arrive close-on-exec)."""
-    fds = array.array("i")
-    data, ancdata, msg_flags, addr = sock.recvmsg(bufsize, _socket.CMSG_LEN(maxfds * fds.itemsize), flags)
+    fds: list[int] = []
+    data, ancdata, msg_flags, addr = sock.recvmsg(bufsize, _socket.CMSG_LEN(maxfds * 4), flags)
     for level, kind, payload in ancdata:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-            fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
-    return data, list(fds), msg_flags, addr
+            fds += struct.unpack(f"{len(payload) // 4}i", payload[:len(payload) - len(payload) % 4])
+    return data, fds, msg_flags, addr
