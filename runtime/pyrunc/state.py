@@ -2,7 +2,7 @@
 
 Only facts are stored (pid, its start time, paths); the status is derived
 when read, so a crashed pyrunc never leaves a stale status behind.
-state.json is replaced atomically (write, fsync, rename) and every command
+state.json is replaced atomically (write a temporary file, rename) and every command
 holds an flock on the container directory while it reads or changes it.
 """
 from __future__ import annotations
@@ -91,8 +91,9 @@ class Container:
         tmp = f".{STATE_FILE}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600, dir_fd=self.dir_fd)
         try:
+            # No fsync: the rename makes the update atomic, and runtime state lives
+            # in /run, which does not outlive a reboot anyway.
             os.write(fd, jsonio.dumps(self.data).encode())
-            os.fsync(fd)
         finally:
             os.close(fd)
         os.rename(tmp, STATE_FILE, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
