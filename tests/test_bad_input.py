@@ -143,3 +143,7 @@ def test_json_log_holds_exactly_one_error_object(pyrunc, bundle, cid, tmp_path):
                                   ["create", "--preserve-fds", "x", "c"], ["list", "--bogus"]])
 def test_usage_errors(pyrunc, argv):
     fails(pyrunc(*argv, check=False))
+
+
+def test_unsupported_flag_is_refused_not_ignored(pyrunc, bundle, cid, tmp_path):
+    fails(create(pyrunc, bundle, cid, "--pidfd-socket", str(tmp_path / "s")), "--pidfd-socket")

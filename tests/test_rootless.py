@@ -373,3 +373,18 @@ def test_features_without_userns_has_no_idmap(pyrunc):
 def test_bad_rootless_flag(rl):
     out = rl("--rootless", "maybe", "state", "x", check=False)
     assert out.returncode != 0 and "invalid --rootless 'maybe'" in out.stderr
+
+
+def test_only_commands_with_state_need_a_state_root(rl):
+    """Without XDG_RUNTIME_DIR an unprivileged user still gets `features`; `state` says what is missing."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(rl.top)}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(rl.exe), *args], cwd=rl.bundle, env=env, user=rl.pw.pw_uid,
+                              group=rl.pw.pw_gid, extra_groups=[], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=60)
+
+    feats = run("features")
+    assert feats.returncode == 0 and json.loads(feats.stdout)["ociVersionMax"] == "1.3.0", feats.stderr
+    state = run("state", "nosuch")
+    assert state.returncode != 0 and state.stderr.count("\n") == 1 and "XDG_RUNTIME_DIR" in state.stderr

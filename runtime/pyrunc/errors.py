@@ -57,18 +57,15 @@ class SyscallError(PyruncError, OSError):
     """A syscall the kernel refused. An OSError too, so callers can branch on errno."""
 
     def __init__(self, syscall: str, err: int, path: str | None = None) -> None:
+        """``syscall`` may be "" when the failing call is not known (an OSError from the stdlib)."""
         OSError.__init__(self, err, os.strerror(err), path)
         self.syscall = syscall
-        where = f" {path}" if path else ""
+        where = " ".join(part for part in (syscall, path) if part)
         name = _errno.errorcode.get(err, str(err))
-        self.msg = f"{syscall}{where}: {name} ({os.strerror(err)})"
+        self.msg = f"{where + ': ' if where else ''}{name} ({os.strerror(err)})"
 
     def __str__(self) -> str:
         return self.msg
-
-
-def from_oserror(exc: OSError, syscall: str) -> SyscallError:
-    return SyscallError(syscall, exc.errno or 0, exc.filename)
 
 
 class context:
@@ -84,15 +81,13 @@ class context:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, typ: object, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(self, typ: object, exc: BaseException | None, _tb: object) -> bool:
         if isinstance(exc, PyruncError):
             exc.prefix(self.ctx)
         elif isinstance(exc, OSError):
-            err = SyscallError(_syscall_name(exc), exc.errno or 0, exc.filename)
+            # The stdlib's OSError does not say which call failed: name the path, not a guess.
+            err = SyscallError("", exc.errno or 0, exc.filename)
             err.prefix(self.ctx)
             raise err from exc
         return False
 
-
-def _syscall_name(exc: OSError) -> str:
-    return "open" if exc.filename else "syscall"

@@ -23,7 +23,7 @@ class Undo:
     def __enter__(self) -> Undo:
         return self
 
-    def __exit__(self, typ: object, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(self, typ: object, exc: BaseException | None, _tb: object) -> bool:
         while self._steps:
             fn, args = self._steps.pop()
             try:

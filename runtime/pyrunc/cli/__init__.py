@@ -37,12 +37,17 @@ GLOBAL_FLAGS = [
 
 class Globals:
     def __init__(self, opts: dict) -> None:
-        from pyrunc.state import default_root
-
-        self.root: str = os.path.abspath(opts["root"]) if opts["root"] else default_root()
+        self._root: str | None = opts["root"]
         self.systemd_cgroup: bool = opts["systemd_cgroup"]
         self.rootless: str = opts["rootless"]
         self.debug: bool = opts["debug"]
+
+    @property
+    def root(self) -> str:
+        """Resolved when a command needs it: `spec` and `features` work without any root."""
+        from pyrunc.state import default_root
+
+        return os.path.abspath(self._root) if self._root else default_root()
 
 
 def _version() -> str:

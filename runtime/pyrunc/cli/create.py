@@ -10,7 +10,7 @@ import _signal as signal
 from pyrunc import lifecycle
 from pyrunc import state as st
 from pyrunc.cli.args import INT, STR, Flag, one_id, parse
-from pyrunc.errors import context
+from pyrunc.errors import BundleError, UsageError, context
 
 CREATE_FLAGS = [
     Flag("--bundle,-b", STR, "."), Flag("--pid-file", STR), Flag("--console-socket", STR),
@@ -51,20 +51,21 @@ def main(cmd: str, g, argv: list[str]) -> int:
 
 def _create(g, cid: str, opts: dict, detach: bool) -> tuple[st.Container, int | None]:
     """The container, and the pty master when this foreground run relays the terminal itself."""
+    from pyrunc.linux.terminal import HostConsole
+    from pyrunc.rootless import preflight
     from pyrunc.spec.load import load_config
     from pyrunc.spec.plan import build
 
+    if opts["pidfd_socket"]:
+        raise UsageError("--pidfd-socket is not supported yet")  # refused, never silently ignored
     config, bundle = load_config(opts["bundle"])
     preserve = opts["preserve_fds"] + _listen_fds(config)
-    from pyrunc.linux.terminal import HostConsole
     console = HostConsole(bool(config.get("process", {}).get("terminal")), opts["console_socket"], detach)
     plan = build(config, bundle, cid, no_pivot=opts["no_pivot"], no_new_keyring=opts["no_new_keyring"],
                  preserve_fds=preserve)
     plan.console_fd = console.child_fd()
     if not os.path.isdir(plan.rootfs):
-        from pyrunc.errors import BundleError
         raise BundleError(f"root.path {plan.rootfs}: not a directory or does not exist")
-    from pyrunc.rootless import preflight
     rootless = preflight(plan, g.rootless)
     c = lifecycle.create(g.root, plan, pid_file=opts["pid_file"], systemd_cgroup=g.systemd_cgroup,
                          rootless=rootless)
