@@ -22,10 +22,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Prefer the python3 on PATH (Debian's on a fresh machine); it must be 3.11+.
-py=$(command -v python3)
+# Debian's python3, not whatever python3 comes first on PATH: it is built with PGO
+# and LTO and links libpython and a dozen extension modules in statically, which
+# makes every pyrunc command start ~1.5 ms sooner and run its Python ~15% faster
+# than a default source build (pyenv's). Start-up time is pyrunc's main cost.
+py=/usr/bin/python3
 "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "setup.sh: need Python >= 3.11" >&2; exit 1; }
-[ -x "$here/.venv/bin/python" ] || "$py" -m venv "$here/.venv"
+if ! grep -qx "home = $(dirname "$py")" "$here/.venv/pyvenv.cfg" 2>/dev/null; then
+  rm -rf "$here/.venv"  # made by another interpreter: its compiled modules would not match
+  "$py" -m venv "$here/.venv"
+fi
 extras=net
 [ "${1:-}" = --test ] && extras=test,net
 "$here/.venv/bin/pip" install -q --disable-pip-version-check -e "$here[$extras]"
@@ -34,12 +40,16 @@ extras=net
 "$here/.venv/bin/python" -m compileall -q "$here/runtime/pyrunc" >/dev/null
 
 # A leaner launcher than pip's console script (which imports `re`, ~7 ms, and runs
-# `site`): python -I -S with the two paths pyrunc needs, start-up being our main cost.
+# `site`): python -I -S with the two paths pyrunc needs, and all of pyrunc's bytecode
+# read from one file (runtime/pyrunc/codecache.py), start-up being our main cost.
 site_dir=$("$here/.venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+"$here/.venv/bin/python" -I "$here/runtime/pyrunc/codecache.py" "$here/runtime/pyrunc" "$here/.venv/pyrunc.code" >/dev/null
 cat > "$here/.venv/bin/pyrunc.tmp" <<LAUNCHER
 #!$here/.venv/bin/python -IS
 import sys
 sys.path[:0] = ["$here/runtime", "$site_dir"]
+from pyrunc import codecache
+codecache.install("$here/.venv/pyrunc.code")
 from pyrunc.cli import main
 sys.exit(main())
 LAUNCHER

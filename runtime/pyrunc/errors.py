@@ -6,7 +6,7 @@ final line reads from the outermost operation down to the syscall and errno.
 from __future__ import annotations
 
 import errno as _errno
-import os
+import posix
 
 
 class PyruncError(Exception):
@@ -58,11 +58,11 @@ class SyscallError(PyruncError, OSError):
 
     def __init__(self, syscall: str, err: int, path: str | None = None) -> None:
         """``syscall`` may be "" when the failing call is not known (an OSError from the stdlib)."""
-        OSError.__init__(self, err, os.strerror(err), path)
+        OSError.__init__(self, err, posix.strerror(err), path)
         self.syscall = syscall
         where = " ".join(part for part in (syscall, path) if part)
         name = _errno.errorcode.get(err, str(err))
-        self.msg = f"{where + ': ' if where else ''}{name} ({os.strerror(err)})"
+        self.msg = f"{where + ': ' if where else ''}{name} ({posix.strerror(err)})"
 
     def __str__(self) -> str:
         return self.msg

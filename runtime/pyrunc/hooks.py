@@ -10,21 +10,24 @@ Where each kind runs (runtime-spec 1.3):
     poststart        start, after execve      runtime     runtime            running
     poststop         delete (or failed create) runtime    runtime            stopped
 
-The runner is plain os.posix_spawn + poll on a pidfd: it imports nothing new,
+The runner is plain posix.posix_spawn + poll on a pidfd: it imports nothing new,
 so the init can use it after pivot_root, when the host's modules are out of reach.
 """
 from __future__ import annotations
 
-import os
+import posix
 import select
 import time
 
 # _signal is the C module: `signal` would first build its enums (~2 ms of start-up)
 from _signal import SIGKILL, SIGPIPE, SIGXFSZ
-from _collections_abc import Iterator  # collections.abc minus the ~1.5 ms collections import
 
-from pyrunc import jsonio, log
+from pyrunc import fs, jsonio, log
 from pyrunc.errors import PyruncError
+
+TYPE_CHECKING = False  # collections.abc is imported by type checkers only (start-up time)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 _OUTPUT_LIMIT = 4096  # bytes of a failed hook's output kept for the error message
@@ -75,27 +78,27 @@ def _run_one(label: str, hook: dict, payload: bytes) -> None:
     path = hook["path"]
     argv = hook.get("args") or [path]
     # Like runc: no "env" means the runtime's environment, an empty list means none.
-    env = os.environ if hook.get("env") is None else _env_dict(hook["env"])
-    in_r, in_w = os.pipe2(os.O_CLOEXEC)
-    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    env = fs.environ() if hook.get("env") is None else _env_dict(hook["env"])
+    in_r, in_w = posix.pipe2(posix.O_CLOEXEC)
+    out_r, out_w = posix.pipe2(posix.O_CLOEXEC)
     fds = [in_r, in_w, out_r, out_w]
     try:
         try:
             # Python ignores SIGPIPE/SIGXFSZ; a hook (often a shell script) must not inherit that.
             # Its own process group: a timeout kills what the hook started, too.
-            pid = os.posix_spawn(path, argv, env, setsigdef=(SIGPIPE, SIGXFSZ), setpgroup=0, file_actions=[
-                (os.POSIX_SPAWN_DUP2, in_r, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
-                (os.POSIX_SPAWN_DUP2, out_w, 2)])
+            pid = posix.posix_spawn(path, argv, env, setsigdef=(SIGPIPE, SIGXFSZ), setpgroup=0, file_actions=[
+                (posix.POSIX_SPAWN_DUP2, in_r, 0), (posix.POSIX_SPAWN_DUP2, out_w, 1),
+                (posix.POSIX_SPAWN_DUP2, out_w, 2)])
         except OSError as exc:
             raise HookError(f"{label}: cannot run: {exc.strerror}") from None
         for fd in (in_r, out_w, in_w):  # in_w: _wait closes it once the state is written
             fds.remove(fd)
-        os.close(in_r)
-        os.close(out_w)
+        posix.close(in_r)
+        posix.close(out_w)
         status, output = _wait(pid, payload, in_w, out_r, hook.get("timeout"), label)
     finally:
         for fd in fds:
-            os.close(fd)
+            posix.close(fd)
     if status != 0:
         why = f"exit status {status}" if status > 0 else f"killed by signal {-status}"
         tail = output.decode(errors="replace").strip().replace("\n", "; ")
@@ -110,8 +113,8 @@ def _wait(pid: int, payload: bytes, in_w: int, out_r: int, timeout: int | None,
           label: str) -> tuple[int, bytes]:
     """Feed the state to stdin, collect stdout+stderr, wait for the exit (a pidfd,
     so a daemon the hook left holding the pipe cannot stall us); SIGKILL on timeout."""
-    pidfd = os.pidfd_open(pid)
-    os.set_blocking(in_w, False)
+    pidfd = posix.pidfd_open(pid)
+    posix.set_blocking(in_w, False)
     deadline = time.monotonic() + timeout if timeout else None
     todo = memoryview(payload)
     output = bytearray()
@@ -124,29 +127,29 @@ def _wait(pid: int, payload: bytes, in_w: int, out_r: int, timeout: int | None,
             left = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000) + 1)
             events = poller.poll(left)
             if deadline is not None and time.monotonic() >= deadline and not _exited(pidfd):
-                os.killpg(pid, SIGKILL)
-                os.waitpid(pid, 0)
+                posix.killpg(pid, SIGKILL)
+                posix.waitpid(pid, 0)
                 raise HookError(f"{label}: timed out after {timeout}s (killed)")
             for fd, _ev in events:
                 if fd == in_w:
                     todo = _feed(in_w, todo)
                     if not todo:  # EOF on the hook's stdin
                         poller.unregister(in_w)
-                        os.close(in_w)
+                        posix.close(in_w)
                         in_w = -1
                 elif fd == out_r:
                     if not _read_some(out_r, output):
                         poller.unregister(out_r)
                 elif fd == pidfd:
-                    _, wstatus = os.waitpid(pid, 0)
-                    os.set_blocking(out_r, False)
+                    _, wstatus = posix.waitpid(pid, 0)
+                    posix.set_blocking(out_r, False)
                     while _read_some(out_r, output):
                         pass
-                    return os.waitstatus_to_exitcode(wstatus), bytes(output[-_OUTPUT_LIMIT:])
+                    return posix.waitstatus_to_exitcode(wstatus), bytes(output[-_OUTPUT_LIMIT:])
     finally:
-        os.close(pidfd)
+        posix.close(pidfd)
         if in_w >= 0:
-            os.close(in_w)
+            posix.close(in_w)
 
 
 def _exited(pidfd: int) -> bool:
@@ -156,7 +159,7 @@ def _exited(pidfd: int) -> bool:
 def _feed(fd: int, todo: memoryview) -> memoryview:
     """Write what the pipe takes; a hook that exits without reading stdin is fine."""
     try:
-        return todo[os.write(fd, todo):]
+        return todo[posix.write(fd, todo):]
     except BlockingIOError:
         return todo
     except BrokenPipeError:
@@ -165,7 +168,7 @@ def _feed(fd: int, todo: memoryview) -> memoryview:
 
 def _read_some(fd: int, out: bytearray) -> bool:
     try:
-        chunk = os.read(fd, 65536)
+        chunk = posix.read(fd, 65536)
     except BlockingIOError:
         return False
     out += chunk
@@ -201,7 +204,7 @@ def on_create(undo, c, config: dict) -> None:
         return
     c.data["hooks"] = later
     if _has_sync(config):
-        os.mkfifo(SYNC_FIFO, 0o600, dir_fd=c.dir_fd)
+        posix.mkfifo(SYNC_FIFO, 0o600, dir_fd=c.dir_fd)
     if "poststop" in later:
         undo.callback(lambda: run_warn("poststop", later["poststop"],
                                        _state(c.data, c.id, "stopped", c.data.get("pid", 0))))
@@ -220,11 +223,11 @@ def create_runtime(chan, plan, c, init_pid: int) -> None:
         chan.send("hooks-done")
         return
     # O_RDWR: opening never blocks, and the init keeps a writer open until execve closes it.
-    fd = os.open(SYNC_FIFO, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=c.dir_fd)
+    fd = posix.open(SYNC_FIFO, posix.O_RDWR | posix.O_NONBLOCK | posix.O_CLOEXEC, dir_fd=c.dir_fd)
     try:
         chan.send_fd("hooks-done", fd)
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def create_container(plan, chan) -> int | None:
@@ -242,11 +245,11 @@ def create_container(plan, chan) -> int | None:
             else:
                 chan.recv("hooks-done")
         except ProtocolError:  # the parent gave up (a hook failed): it reports why
-            os._exit(1)
+            posix._exit(1)
     hooks = of(plan.config, "createContainer")
     if hooks:
         run("createContainer", hooks, _state({"bundle": plan.bundle, "annotations": plan.config.get("annotations")},
-                                             plan.id, "creating", os.getpid()))
+                                             plan.id, "creating", posix.getpid()))
     return sync_fd
 
 
@@ -258,17 +261,17 @@ def start_container(plan, sync_fd: int | None) -> None:
         return
     try:
         run("startContainer", hooks, _state({"bundle": plan.bundle, "annotations": plan.config.get("annotations")},
-                                            plan.id, "created", os.getpid()))
+                                            plan.id, "created", posix.getpid()))
     except HookError as exc:
-        os.write(sync_fd, str(exc).encode(errors="replace")[:4000])
-        os._exit(1)
+        posix.write(sync_fd, str(exc).encode(errors="replace")[:4000])
+        posix._exit(1)
 
 
 def before_start(c) -> int | None:
     """start, before it writes exec.fifo: open the read end of the sync fifo."""
     if not _has_sync(c.data):
         return None
-    return os.open(SYNC_FIFO, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=c.dir_fd)
+    return posix.open(SYNC_FIFO, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC, dir_fd=c.dir_fd)
 
 
 def after_start(c, sync_fd: int | None) -> None:
@@ -283,15 +286,15 @@ def after_start(c, sync_fd: int | None) -> None:
         while True:
             poller.poll()
             try:
-                chunk = os.read(sync_fd, 4096)
+                chunk = posix.read(sync_fd, 4096)
             except BlockingIOError:
                 continue
             if not chunk:
                 break
             report += chunk
     finally:
-        os.close(sync_fd)
-    os.unlink(SYNC_FIFO, dir_fd=c.dir_fd)
+        posix.close(sync_fd)
+    posix.unlink(SYNC_FIFO, dir_fd=c.dir_fd)
     if report:
         _stop(c)
         raise HookError(report.decode(errors="replace"))
@@ -306,7 +309,7 @@ def after_start(c, sync_fd: int | None) -> None:
 def _stop(c) -> None:
     """SIGKILL the init and wait until it is gone (it is not our child: poll its start time)."""
     try:
-        os.kill(c.pid, SIGKILL)
+        posix.kill(c.pid, SIGKILL)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + 10

@@ -7,15 +7,16 @@ process, cgroup, mount namespace or state directory behind.
 from __future__ import annotations
 
 import gc
-import os
+import posix
 import time
 
 # _signal is the C module: `signal` would first build its enums (~2 ms of start-up)
 from _signal import SIGKILL
 
-from pyrunc import hooks
+from pyrunc import fs, hooks
 from pyrunc import state as st
 from pyrunc.errors import InvalidStatus, PyruncError, context
+from pyrunc.process.children import kill_quietly, reap
 from pyrunc.undo import Undo
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; start/kill/delete must stay light
@@ -74,9 +75,9 @@ def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup
             with context("linux.namespaces cgroup (delegation)"):
                 delegate(cg.unified, *delegate_to)
         data["cgroup"] = cg.to_state()
-        os.mkfifo(st.FIFO, 0o600, dir_fd=c.dir_fd)
-        fifo_fd = os.open(st.FIFO, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=c.dir_fd)
-        undo.callback(os.close, fifo_fd)
+        posix.mkfifo(st.FIFO, 0o600, dir_fd=c.dir_fd)
+        fifo_fd = posix.open(st.FIFO, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC, dir_fd=c.dir_fd)
+        undo.callback(posix.close, fifo_fd)
         init_pid = _spawn(plan, c, cg, fifo_fd, undo)
         data["pid"] = init_pid
         data["pid_start"] = st.pid_start_time(init_pid)
@@ -84,7 +85,7 @@ def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup
         if pid_file:
             write_pid_file(pid_file, init_pid)
         undo.pop_all()
-    os.close(fifo_fd)
+    posix.close(fifo_fd)
     return c
 
 
@@ -105,10 +106,10 @@ def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: Undo) -> int:
     if pid == 0:
         try:
             parent_end.close()
-            os.close(c.dir_fd)  # the child must not hold the state lock
+            posix.close(c.dir_fd)  # the child must not hold the state lock
             child.bootstrap(plan, child_end, fifo_fd, cg)
         finally:
-            os._exit(1)
+            posix._exit(1)
     if gc_was_on:
         gc.enable()
     child_end.close()
@@ -136,7 +137,7 @@ def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: Undo) -> int:
         confine.hand_over_listener(plan.confine, parent_end, confine.creating_state(plan, init_pid), init_pid)
         parent_end.recv("ready")
     if init_pid != pid:
-        os.waitpid(pid, 0)
+        posix.waitpid(pid, 0)
     return init_pid
 
 
@@ -153,62 +154,47 @@ def _netdev():
     return netdev
 
 
-def kill_quietly(pid: int, sig: int = SIGKILL) -> None:
-    """Signal ``pid`` if it is still there."""
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def reap(pid: int) -> None:
-    """Wait for our child ``pid`` if it is still ours to wait for."""
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
-
-
 def _owner() -> str:
-    return "" if os.geteuid() == 0 else str(os.geteuid())
+    return "" if posix.geteuid() == 0 else str(posix.geteuid())
 
 
 def _save_config(c: st.Container, config: dict) -> None:
     """Later commands (exec, hooks, delete) read the config the container was created from."""
     from pyrunc import jsonio
 
-    fd = os.open("config.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=c.dir_fd)
+    fd = posix.open("config.json", posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_CLOEXEC, 0o600,
+                    dir_fd=c.dir_fd)
     with open(fd, "w") as f:
         f.write(jsonio.dumps(config))
 
 
 def _check_pid_file_dir(path: str) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(d):
+    d = fs.dirname(fs.abspath(path))
+    if not fs.isdir(d):
         raise PyruncError(f"--pid-file {path}: directory {d} does not exist")
 
 
 def write_pid_file(path: str, pid: int) -> None:
-    path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
+    path = fs.abspath(path)
+    tmp = fs.join(fs.dirname(path), f".{fs.basename(path)}.tmp")
     with context(f"--pid-file {path}"):
         with open(tmp, "w") as f:
             f.write(str(pid))
-        os.rename(tmp, path)
+        posix.rename(tmp, path)
 
 
 def start(c: st.Container) -> None:
     require(c, "start")
     try:
-        fd = os.open(st.FIFO, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=c.dir_fd)
+        fd = posix.open(st.FIFO, posix.O_WRONLY | posix.O_NONBLOCK | posix.O_CLOEXEC, dir_fd=c.dir_fd)
     except OSError as exc:  # ENXIO: nobody reads the fifo, the init is gone
         raise PyruncError(f"start {c.id}: container init is not waiting: {exc.strerror}") from None
     sync_fd = hooks.before_start(c)
     try:
-        os.write(fd, b"0")
+        posix.write(fd, b"0")
     finally:
-        os.close(fd)
-    os.unlink(st.FIFO, dir_fd=c.dir_fd)
+        posix.close(fd)
+    posix.unlink(st.FIFO, dir_fd=c.dir_fd)
     try:
         hooks.after_start(c, sync_fd)  # startContainer's outcome, then poststart
     except hooks.HookError:
@@ -224,7 +210,7 @@ def kill(c: st.Container, sig: int, all_procs: bool = False) -> None:
         c.cgroup().kill_all(sig)
         return
     try:
-        os.kill(c.pid, sig)
+        posix.kill(c.pid, sig)
     except ProcessLookupError:
         raise InvalidStatus(c.id, "kill", "stopped") from None
     if status == "paused" and sig == SIGKILL:

@@ -6,7 +6,7 @@ Debug lines are written only with --debug.
 """
 from __future__ import annotations
 
-import os
+import posix
 import time
 
 from pyrunc import jsonio
@@ -32,13 +32,13 @@ def _write(level: str, msg: str) -> None:
     else:
         line = f"time={jsonio.dumps(_stamp())} level={level} msg={jsonio.dumps(msg)}"
     if _path is None:
-        os.write(2, (line if _as_json else f"{level}: {msg}").encode(errors="replace") + b"\n")
+        posix.write(2, (line if _as_json else f"{level}: {msg}").encode(errors="replace") + b"\n")
         return
-    fd = os.open(_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = posix.open(_path, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC, 0o644)
     try:
-        os.write(fd, line.encode(errors="replace") + b"\n")
+        posix.write(fd, line.encode(errors="replace") + b"\n")
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def debugging() -> bool:
@@ -56,6 +56,6 @@ def warn(msg: str) -> None:
 
 def error(msg: str) -> None:
     """Errors always reach stderr as one line; with --log also the log file."""
-    os.write(2, f"pyrunc: {msg}\n".encode(errors="replace"))
+    posix.write(2, f"pyrunc: {msg}\n".encode(errors="replace"))
     if _path is not None:
         _write("error", msg)

@@ -5,11 +5,11 @@ fix it, instead of half-way through create with a bare errno.
 """
 from __future__ import annotations
 
-import os
+import posix
 import pwd
 import stat
 
-from pyrunc import log
+from pyrunc import fs, log
 from pyrunc.errors import ConfigError, PyruncError
 from pyrunc.spec.plan import Plan
 from pyrunc.spec.userns import IDMAP_OPTIONS, new_userns
@@ -23,7 +23,7 @@ def wanted(flag: str) -> bool:
     """runc's meaning: "auto" is rootless when not root, or root only inside a user namespace."""
     if flag in ("true", "false"):
         return flag == "true"
-    return os.geteuid() != 0 or _in_child_userns()
+    return posix.geteuid() != 0 or _in_child_userns()
 
 
 def _in_child_userns() -> bool:
@@ -39,7 +39,7 @@ def userns_unavailable() -> str | None:
     if _read_int("/proc/sys/user/max_user_namespaces", 1) == 0:
         return ("user namespaces are disabled (/proc/sys/user/max_user_namespaces is 0): "
                 "enable them with `sysctl -w user.max_user_namespaces=15000`")
-    if os.geteuid() != 0 and _read_int("/proc/sys/kernel/unprivileged_userns_clone", 1) == 0:
+    if posix.geteuid() != 0 and _read_int("/proc/sys/kernel/unprivileged_userns_clone", 1) == 0:
         return ("unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone is 0): "
                 "enable them with `sysctl -w kernel.unprivileged_userns_clone=1`")
     return None
@@ -47,7 +47,7 @@ def userns_unavailable() -> str | None:
 
 def idmap_supported() -> bool:
     """Idmapped mounts need mount_setattr (Linux 5.12) and user namespaces for their mappings."""
-    major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    major, minor = (int(x) for x in posix.uname().release.split(".")[:2])
     return (major, minor) >= (5, 12) and userns_unavailable() is None
 
 
@@ -72,9 +72,9 @@ def preflight(plan: Plan, flag: str) -> bool:
             raise RootlessError(f"{field}: {why}")
     if new_userns(config):
         check_reachable(plan)
-    if os.geteuid() != 0:
+    if posix.geteuid() != 0:
         if not plan.has_ns("user"):
-            raise RootlessError(f"running as uid {os.geteuid()} needs a user namespace: add {{\"type\": \"user\"}} "
+            raise RootlessError(f"running as uid {posix.geteuid()} needs a user namespace: add {{\"type\": \"user\"}} "
                                 "to linux.namespaces with uidMappings/gidMappings (`pyrunc spec --rootless` "
                                 "writes a config that has them)")
         if new_userns(config):
@@ -95,9 +95,9 @@ def _check_helper_maps(uids: list[dict], gids: list[dict]) -> None:
     if direct_write(uids, gids):
         return
     user = _user_name()
-    for tool, field, maps, own, db in (("newuidmap", "linux.uidMappings", uids, os.geteuid(), "/etc/subuid"),
-                                       ("newgidmap", "linux.gidMappings", gids, os.getegid(), "/etc/subgid")):
-        if not any(os.access(os.path.join(d, tool), os.X_OK) for d in os.get_exec_path()):
+    for tool, field, maps, own, db in (("newuidmap", "linux.uidMappings", uids, posix.geteuid(), "/etc/subuid"),
+                                       ("newgidmap", "linux.gidMappings", gids, posix.getegid(), "/etc/subgid")):
+        if not any(posix.access(fs.join(d, tool), posix.X_OK) for d in fs.exec_path()):
             raise RootlessError(f"{field}: mapping more than your own id needs {tool}, which is not installed: "
                                 "install the uidmap package (apt-get install uidmap)")
         ranges = _subid_ranges(db, user, own)
@@ -113,9 +113,9 @@ def _check_helper_maps(uids: list[dict], gids: list[dict]) -> None:
 
 def _user_name() -> str:
     try:
-        return pwd.getpwuid(os.geteuid()).pw_name
+        return pwd.getpwuid(posix.geteuid()).pw_name
     except KeyError:
-        return str(os.geteuid())
+        return str(posix.geteuid())
 
 
 def _subid_ranges(db: str, user: str, own: int) -> list[tuple[int, int]]:
@@ -147,7 +147,7 @@ def _check_cgroups(plan: Plan) -> None:
         d = cg.unified if ctrl == "" else cg.dir_of(ctrl)
         if d is not None and not _can_create(d):
             raise RootlessError(f"linux.resources.{field}: cannot be applied rootless: cgroup {d} is not delegated "
-                                f"to uid {os.geteuid()} (not writable): remove the limit, or delegate a cgroup "
+                                f"to uid {posix.geteuid()} (not writable): remove the limit, or delegate a cgroup "
                                 "(systemd-run --user -p Delegate=yes, or chown a cgroup directory to the user) "
                                 "and set linux.cgroupsPath below it")
     blocked = [d for d in cg.dirs.values() if not _can_create(d)]
@@ -173,9 +173,9 @@ def _asked(resources: dict) -> list[tuple[str, str]]:
 
 def _can_create(d: str) -> bool:
     """Whether we may make ``d``: its nearest existing ancestor is writable to us."""
-    while not os.path.exists(d):
-        d = os.path.dirname(d)
-    return os.access(d, os.W_OK | os.X_OK)
+    while not fs.exists(d):
+        d = fs.dirname(d)
+    return posix.access(d, posix.W_OK | posix.X_OK)
 
 
 def check_reachable(plan: Plan) -> None:
@@ -190,10 +190,10 @@ def check_reachable(plan: Plan) -> None:
     paths = [("root.path", plan.rootfs)]
     paths += [(op.label(), op.source) for op in plan.mounts if op.is_bind and op.source]
     for label, path in paths:
-        d = os.path.dirname(os.path.abspath(path))
+        d = fs.dirname(fs.abspath(path))
         while True:
             try:
-                st = os.stat(d)
+                st = posix.stat(d)
             except OSError:
                 break  # a missing source is reported by the mount itself
             if not _searchable(st, uid, gid, linux):
@@ -201,7 +201,7 @@ def check_reachable(plan: Plan) -> None:
                                     f"make it searchable (chmod o+x {d}) or move the bundle")
             if d == "/":
                 break
-            d = os.path.dirname(d)
+            d = fs.dirname(d)
 
 
 def _host_id(mappings: list[dict], cid: int = 0) -> int | None:
@@ -215,7 +215,7 @@ def _mapped(host_id: int, mappings: list[dict]) -> bool:
     return any(m["hostID"] <= host_id < m["hostID"] + m["size"] for m in mappings)
 
 
-def _searchable(st: os.stat_result, uid: int, gid: int | None, linux: dict) -> bool:
+def _searchable(st: posix.stat_result, uid: int, gid: int | None, linux: dict) -> bool:
     # the namespace's root keeps CAP_DAC_* over inodes whose owner and group are both mapped
     if _mapped(st.st_uid, linux["uidMappings"]) and _mapped(st.st_gid, linux["gidMappings"]):
         return True

@@ -8,9 +8,9 @@ holds an flock on the container directory while it reads or changes it.
 from __future__ import annotations
 
 import fcntl
-import os
+import posix
 
-from pyrunc import jsonio
+from pyrunc import fs, jsonio
 from pyrunc.errors import ContainerExists, ContainerNotFound, PyruncError, UsageError
 
 OCI_VERSION = "1.3.0"
@@ -21,12 +21,12 @@ _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 
 
 def default_root() -> str:
-    if os.geteuid() == 0:
+    if posix.geteuid() == 0:
         return "/run/pyrunc"
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    xdg = fs.getenv("XDG_RUNTIME_DIR")
     if not xdg:
         raise UsageError("--root not given and XDG_RUNTIME_DIR is not set")
-    return os.path.join(xdg, "pyrunc")
+    return fs.join(xdg, "pyrunc")
 
 
 def check_id(cid: str) -> None:
@@ -54,7 +54,7 @@ class Container:
 
     def __init__(self, root: str, cid: str, fd: int, data: dict) -> None:
         self.root, self.id, self.dir_fd, self.data = root, cid, fd, data
-        self.dir = os.path.join(root, cid)
+        self.dir = fs.join(root, cid)
         self.removed = False
 
     @property
@@ -78,7 +78,7 @@ class Container:
 
     def has_fifo(self) -> bool:
         try:
-            os.stat(FIFO, dir_fd=self.dir_fd)
+            posix.stat(FIFO, dir_fd=self.dir_fd)
             return True
         except FileNotFoundError:
             return False
@@ -89,14 +89,15 @@ class Container:
 
     def save(self) -> None:
         tmp = f".{STATE_FILE}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600, dir_fd=self.dir_fd)
+        fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, 0o600,
+                        dir_fd=self.dir_fd)
         try:
             # No fsync: the rename makes the update atomic, and runtime state lives
             # in /run, which does not outlive a reboot anyway.
-            os.write(fd, jsonio.dumps(self.data).encode())
+            posix.write(fd, jsonio.dumps(self.data).encode())
         finally:
-            os.close(fd)
-        os.rename(tmp, STATE_FILE, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+            posix.close(fd)
+        posix.rename(tmp, STATE_FILE, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
 
     def oci_state(self) -> dict:
         """The runtime-spec state object, plus runc's rootfs/created/owner."""
@@ -110,15 +111,15 @@ class Container:
         return out
 
     def remove(self) -> None:
-        for name in os.listdir(self.dir_fd):
-            os.unlink(name, dir_fd=self.dir_fd)
-        os.rmdir(self.dir)
+        for name in posix.listdir(self.dir_fd):
+            posix.unlink(name, dir_fd=self.dir_fd)
+        posix.rmdir(self.dir)
         self.close()
         self.removed = True
 
     def close(self) -> None:
         if self.dir_fd >= 0:
-            os.close(self.dir_fd)
+            posix.close(self.dir_fd)
             self.dir_fd = -1
 
     def __enter__(self) -> Container:
@@ -135,13 +136,13 @@ def _lock(fd: int, shared: bool) -> None:
 def create_dir(root: str, cid: str, data: dict) -> Container:
     """Make the container's directory; an existing one means a duplicate id."""
     check_id(cid)
-    os.makedirs(root, mode=0o711, exist_ok=True)
-    path = os.path.join(root, cid)
+    fs.makedirs(root, 0o711)
+    path = fs.join(root, cid)
     try:
-        os.mkdir(path, 0o711)
+        posix.mkdir(path, 0o711)
     except FileExistsError:
         raise ContainerExists(cid) from None
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = posix.open(path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
     _lock(fd, shared=False)
     c = Container(root, cid, fd, data)
     c.save()
@@ -150,26 +151,26 @@ def create_dir(root: str, cid: str, data: dict) -> Container:
 
 def load(root: str, cid: str, shared: bool = False) -> Container:
     check_id(cid)
-    path = os.path.join(root, cid)
+    path = fs.join(root, cid)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
     except FileNotFoundError:
         raise ContainerNotFound(cid) from None
     try:
         _lock(fd, shared)
-        with open(os.open(STATE_FILE, os.O_RDONLY | os.O_CLOEXEC, dir_fd=fd), "rb") as f:
+        with open(posix.open(STATE_FILE, posix.O_RDONLY | posix.O_CLOEXEC, dir_fd=fd), "rb") as f:
             data = jsonio.loads(f.read())
     except FileNotFoundError:
-        os.close(fd)
+        posix.close(fd)
         raise ContainerNotFound(cid) from None
     except (ValueError, OSError) as exc:
-        os.close(fd)
+        posix.close(fd)
         raise PyruncError(f"container {cid!r}: corrupt state: {exc}") from None
     return Container(root, cid, fd, data)
 
 
 def list_ids(root: str) -> list[str]:
     try:
-        return sorted(n for n in os.listdir(root) if _ID_CHARS.issuperset(n))
+        return sorted(n for n in posix.listdir(root) if _ID_CHARS.issuperset(n))
     except FileNotFoundError:
         return []

@@ -5,8 +5,9 @@ program are pulled in by the calls that need them.
 """
 from __future__ import annotations
 
-import os
+import posix
 
+from pyrunc import fs
 from ..errors import ConfigError
 
 TYPE_CHECKING = False  # typing costs ~3 ms of start-up
@@ -54,7 +55,7 @@ def _check_systemd(cgroups_path: str | None, container_id: str) -> None:
         slice_, _prefix, _name = parts
         if slice_ and not slice_.endswith(".slice"):
             raise ConfigError(f"linux.cgroupsPath: {slice_!r} is not a systemd slice (*.slice)")
-    if not os.path.isdir("/run/systemd/system"):
+    if not fs.isdir("/run/systemd/system"):
         raise ConfigError("systemd cgroup driver: systemd is not running on this host")
     raise ConfigError("systemd cgroup driver: not implemented yet; run without --systemd-cgroup")
 

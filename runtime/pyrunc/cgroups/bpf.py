@@ -5,7 +5,7 @@ the shared cffi layer (syscalls.calls.bpf); the attr structs are packed here.
 """
 from __future__ import annotations
 
-import os
+import posix
 import struct
 
 from ..errors import SyscallError
@@ -134,7 +134,7 @@ def load(insns: bytes) -> int:
     except SyscallError as exc:
         log = bytearray(1 << 16)
         try:
-            os.close(_bpf(BPF_PROG_LOAD, attr(log), "BPF_PROG_LOAD"))
+            posix.close(_bpf(BPF_PROG_LOAD, attr(log), "BPF_PROG_LOAD"))
         except SyscallError:
             pass
         msg = bytes(log).split(b"\0", 1)[0].decode(errors="replace").strip().splitlines()
@@ -156,7 +156,7 @@ def install(cgroup_dir: str, rules: list[Rule]) -> None:
     """Attach a program for ``rules`` to the cgroup, then detach the ones it replaces
     (attach first: for a moment both apply, which is stricter, never looser)."""
     prog = load(assemble(rules))
-    cg = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    cg = posix.open(cgroup_dir, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
     try:
         old = attached(cg)
         _bpf(BPF_PROG_ATTACH, _attr("<IIII", cg, prog, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI),
@@ -166,7 +166,7 @@ def install(cgroup_dir: str, rules: list[Rule]) -> None:
             try:
                 _bpf(BPF_PROG_DETACH, _attr("<III", cg, fd, BPF_CGROUP_DEVICE), "BPF_PROG_DETACH")
             finally:
-                os.close(fd)
+                posix.close(fd)
     finally:
-        os.close(cg)
-        os.close(prog)
+        posix.close(cg)
+        posix.close(prog)

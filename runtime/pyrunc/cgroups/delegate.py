@@ -9,8 +9,9 @@ files the kernel lists as delegatable change owner.
 from __future__ import annotations
 
 import errno
-import os
+import posix
 
+from pyrunc import fs
 from ..errors import SyscallError
 
 DELEGATE_LIST = "/sys/kernel/cgroup/delegate"
@@ -49,9 +50,9 @@ def delegate(directory: str, uid: int, gid: int) -> None:
     except FileNotFoundError:
         names = list(FALLBACK)
     for name in [".", *names]:
-        path = os.path.join(directory, name)
+        path = fs.join(directory, name)
         try:
-            os.chown(path, uid, gid)
+            posix.chown(path, uid, gid)
         except FileNotFoundError:
             continue  # not every listed file exists in every cgroup (the spec says: not an error)
         except OSError as exc:

@@ -1,8 +1,9 @@
 """Reading and writing cgroup control files, with errors naming the spec field."""
 from __future__ import annotations
 
-import os
+import posix
 
+from pyrunc import fs
 from ..errors import PyruncError, SyscallError
 
 
@@ -14,15 +15,15 @@ def write(d: str, name: str, value: str | int, field: str) -> None:
     """Write one value to ``d/name``; a refusal names ``field`` and the file."""
     data = str(value).encode()
     try:
-        fd = os.open(os.path.join(d, name), os.O_WRONLY | os.O_CLOEXEC)
+        fd = posix.open(fs.join(d, name), posix.O_WRONLY | posix.O_CLOEXEC)
     except OSError as exc:
         raise _err(field, "open", name, exc) from None
     try:
-        os.write(fd, data)
+        posix.write(fd, data)
     except OSError as exc:
         raise _err(field, "write", name, exc) from None
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def _err(field: str, op: str, name: str, exc: OSError) -> SyscallError:
@@ -33,7 +34,7 @@ def _err(field: str, op: str, name: str, exc: OSError) -> SyscallError:
 
 
 def read(d: str, name: str) -> str:
-    with open(os.path.join(d, name)) as f:
+    with open(fs.join(d, name)) as f:
         return f.read().strip()
 
 
@@ -63,4 +64,4 @@ def read_keyed(d: str, name: str) -> dict[str, int]:
 
 
 def exists(d: str, name: str) -> bool:
-    return os.path.exists(os.path.join(d, name))
+    return fs.exists(fs.join(d, name))

@@ -5,8 +5,7 @@ so resolving a path costs two small reads.
 """
 from __future__ import annotations
 
-import posixpath
-
+from .. import fs
 from ..errors import ConfigError
 
 # Mount options of a v1 cgroup mount that are not controller names.
@@ -89,18 +88,18 @@ def clean_cgroups_path(path: str) -> str:
             depth += 1
     if depth == 0:
         raise ConfigError(f"linux.cgroupsPath: {path!r} names the parent cgroup itself, not a new one")
-    norm = posixpath.normpath(path)
+    norm = fs.normpath(path)
     return "/" + norm.lstrip("/") if path.startswith("/") else norm
 
 
 def _in_mount(mount: tuple[str, str], cgpath: str) -> str:
     """Host directory of cgroup ``cgpath`` (as /proc/self/cgroup names it) in ``mount``."""
     mnt, root = mount
-    rel = posixpath.relpath(cgpath, root) if root != "/" else cgpath.lstrip("/")
+    rel = fs.relpath(cgpath, root) if root != "/" else cgpath.lstrip("/")
     if rel.startswith(".."):
         # our own cgroup is outside what this mount shows (e.g. a bind of a subtree)
         rel = cgpath.lstrip("/")
-    return posixpath.normpath(posixpath.join(mnt, rel))
+    return fs.normpath(fs.join(mnt, rel))
 
 
 def resolve(layout: Layout, cgpath: str) -> tuple[dict[str, str], str | None]:
@@ -109,13 +108,13 @@ def resolve(layout: Layout, cgpath: str) -> tuple[dict[str, str], str | None]:
 
     def place(mount: tuple[str, str], key: str, parent_of_own: bool) -> str:
         if cgpath.startswith("/"):
-            return posixpath.normpath(posixpath.join(mount[0], cgpath.lstrip("/")))
+            return fs.normpath(fs.join(mount[0], cgpath.lstrip("/")))
         base = own.get(key, "/")
         if parent_of_own:
             # On pure v2 our own cgroup holds processes, so controllers cannot be
             # enabled below it ("no internal processes"); runc uses its parent.
-            base = posixpath.dirname(base.rstrip("/")) or "/"
-        return posixpath.join(_in_mount(mount, base), cgpath)
+            base = fs.dirname(base.rstrip("/")) or "/"
+        return fs.join(_in_mount(mount, base), cgpath)
 
     v1 = {key: place(m, key, False) for key, m in layout.v1.items()}
     unified = place(layout.unified, "", layout.mode == "v2") if layout.unified else None

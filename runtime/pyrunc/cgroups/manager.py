@@ -6,9 +6,10 @@ v2 device program live in modules imported only when needed.
 from __future__ import annotations
 
 import errno
-import os
+import posix
 import time
 
+from pyrunc import fs
 from ..errors import SyscallError
 from . import files
 from .files import CgroupError
@@ -64,19 +65,19 @@ class CgroupManager:
                     continue
                 raise CgroupError(f"cgroup: mkdir {d}: {errno.errorcode.get(exc.errno or 0, exc.errno)}"
                                   f" ({exc.strerror})") from None
-            if self.rootless and not os.access(d, os.W_OK):
+            if self.rootless and not posix.access(d, posix.W_OK):
                 del self.dirs[key]  # someone else's cgroup of that name: not ours to use or destroy
 
     def _mkdirs(self, key: str, d: str) -> None:
         top = self.mounts[key]
-        rel = os.path.relpath(d, top)
+        rel = fs.relpath(d, top)
         cur = top
         for part in rel.split("/"):
-            parent, cur = cur, os.path.join(cur, part)
+            parent, cur = cur, fs.join(cur, part)
             if self.mode == "v2":
                 _enable_controllers(parent)
             try:
-                os.mkdir(cur, 0o755)
+                posix.mkdir(cur, 0o755)
             except FileExistsError:
                 continue
             self.created.append(cur)
@@ -97,24 +98,24 @@ class CgroupManager:
                 raise
 
     def fork_into(self) -> tuple[int, bool]:
-        """os.fork(), the child born in our cgroup2 directory when the kernel lets us
+        """posix.fork(), the child born in our cgroup2 directory when the kernel lets us
         (clone3 CLONE_INTO_CGROUP, 5.7+): then nobody writes cgroup.procs, whose global
         lock waits for an RCU grace period (5-15 ms here). Returns (pid, placed in cgroup2)."""
         from pyrunc.syscalls import calls as sc
 
         d = self.unified
         if d is None:
-            return os.fork(), True  # no cgroup2 hierarchy: nothing to place
-        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            return posix.fork(), True  # no cgroup2 hierarchy: nothing to place
+        fd = posix.open(d, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         try:
             return sc.fork_into_cgroup(fd), True
         except SyscallError as exc:
             if exc.errno not in (errno.ENOSYS, errno.EINVAL, errno.E2BIG, errno.EPERM, errno.EACCES,
                                  errno.EBUSY, errno.EOPNOTSUPP):
                 raise
-            return os.fork(), False  # old kernel or no right to: join(v1=False, pid) after
+            return posix.fork(), False  # old kernel or no right to: join(v1=False, pid) after
         finally:
-            os.close(fd)
+            posix.close(fd)
 
     def join(self, *, v1: bool, pid: int = 0) -> None:
         """Put ``pid`` (0: the caller) in the v1 hierarchies, or in the cgroup2 one.
@@ -155,13 +156,13 @@ class CgroupManager:
             _rmtree(d)
         for d in sorted(self.created, key=len, reverse=True):
             try:
-                os.rmdir(d)
+                posix.rmdir(d)
             except OSError as exc:
                 if exc.errno not in (errno.ENOENT, errno.ENOTEMPTY, errno.EBUSY):
                     raise CgroupError(f"cgroup: rmdir {d}: {exc.strerror}") from None
 
     def _exists(self) -> bool:
-        return any(os.path.isdir(d) for d in self.dirs.values())
+        return any(fs.isdir(d) for d in self.dirs.values())
 
     # -- freezer -------------------------------------------------------------
     def freeze(self) -> None:
@@ -213,9 +214,9 @@ class CgroupManager:
         out: list[int] = []
         if d is None:
             return out
-        for root, _dirs, _files in os.walk(d):
+        for sub in [d, *fs.walk_dirs_bottom_up(d)]:
             try:
-                text = files.read(root, "cgroup.procs")
+                text = files.read(sub, "cgroup.procs")
             except FileNotFoundError:
                 continue
             out.extend(int(p) for p in text.split())
@@ -234,7 +235,7 @@ class CgroupManager:
         try:
             for pid in self.pids():
                 try:
-                    os.kill(pid, sig)
+                    posix.kill(pid, sig)
                 except ProcessLookupError:
                     pass
         finally:
@@ -280,13 +281,12 @@ def _enable_controllers(d: str) -> None:
 
 def _rmtree(d: str) -> None:
     """rmdir ``d`` and the cgroups nested in it, retrying while the kernel says EBUSY."""
-    if not os.path.isdir(d):
+    if not fs.isdir(d):
         return
-    subdirs = [os.path.join(root, n) for root, names, _ in os.walk(d) for n in names]
-    for sub in sorted(subdirs, key=len, reverse=True) + [d]:
+    for sub in fs.walk_dirs_bottom_up(d) + [d]:
         for attempt in range(100):
             try:
-                os.rmdir(sub)
+                posix.rmdir(sub)
                 break
             except FileNotFoundError:
                 break

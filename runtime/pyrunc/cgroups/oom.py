@@ -7,9 +7,10 @@ counter in it changes.
 """
 from __future__ import annotations
 
-import os
+import posix
 import select
 
+from pyrunc import fs
 from . import files
 from .files import CgroupError
 
@@ -23,13 +24,13 @@ class OomWatcher:
         self.v2 = mgr.mode == "v2"
         self._fds: list[int] = []
         if self.v2:
-            self._fd = os.open(os.path.join(d, "memory.events"), os.O_RDONLY | os.O_CLOEXEC)
+            self._fd = posix.open(fs.join(d, "memory.events"), posix.O_RDONLY | posix.O_CLOEXEC)
             self._fds.append(self._fd)
-            os.pread(self._fd, 4096, 0)   # kernfs reports POLLPRI until a first read
+            posix.pread(self._fd, 4096, 0)   # kernfs reports POLLPRI until a first read
             self._events = select.POLLPRI | select.POLLERR
         else:
-            self._fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
-            ctl = os.open(os.path.join(d, "memory.oom_control"), os.O_RDONLY | os.O_CLOEXEC)
+            self._fd = posix.eventfd(0, posix.EFD_CLOEXEC | posix.EFD_NONBLOCK)
+            ctl = posix.open(fs.join(d, "memory.oom_control"), posix.O_RDONLY | posix.O_CLOEXEC)
             self._fds += [self._fd, ctl]
             files.write(d, "cgroup.event_control", f"{self._fd} {ctl}", "events")
             self._events = select.POLLIN
@@ -55,11 +56,11 @@ class OomWatcher:
         fired = 0
         if not self.v2:
             try:
-                fired = os.eventfd_read(self._fd)
+                fired = posix.eventfd_read(self._fd)
             except BlockingIOError:
                 pass
         else:
-            os.pread(self._fd, 4096, 0)   # re-arm POLLPRI
+            posix.pread(self._fd, 4096, 0)   # re-arm POLLPRI
         try:
             now = self._count()
         except OSError:      # cgroup gone
@@ -70,5 +71,5 @@ class OomWatcher:
 
     def close(self) -> None:
         for fd in self._fds:
-            os.close(fd)
+            posix.close(fd)
         self._fds = []

@@ -1,12 +1,12 @@
 """`events --stats` data in runc's JSON shape (types.Stats), v1 and v2."""
 from __future__ import annotations
 
-import os
+import posix
 
 from . import files
 
 _U64_MAX = (1 << 64) - 1
-_TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+_TICK_NS = 1_000_000_000 // posix.sysconf("SC_CLK_TCK")
 
 
 def _entry(limit: int, usage: int, mx: int, failcnt: int) -> dict:
@@ -115,7 +115,7 @@ def _blkio_v1(d: str, name: str) -> list[dict]:
 
 
 def _hugepage_sizes(d: str, suffix: str) -> list[str]:
-    return sorted({n[len("hugetlb."):-len(suffix)] for n in os.listdir(d)
+    return sorted({n[len("hugetlb."):-len(suffix)] for n in posix.listdir(d)
                    if n.startswith("hugetlb.") and n.endswith(suffix) and ".rsvd." not in n})
 
 

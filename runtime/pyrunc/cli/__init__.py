@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import gc
-import os
+import posix
 import sys
 
-from pyrunc import log
+from pyrunc import fs, log
 from pyrunc.cli.args import STR, Flag, parse
 from pyrunc.errors import PyruncError, UsageError
 
@@ -47,7 +47,7 @@ class Globals:
         """Resolved when a command needs it: `spec` and `features` work without any root."""
         from pyrunc.state import default_root
 
-        return os.path.abspath(self._root) if self._root else default_root()
+        return fs.abspath(self._root) if self._root else default_root()
 
 
 def _version() -> str:

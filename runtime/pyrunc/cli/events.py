@@ -8,11 +8,12 @@ until the container's init exits.
 from __future__ import annotations
 
 import json
-import os
+import posix
 import re
 import sys
 import time
 
+from pyrunc import fs
 from pyrunc import state as st
 from pyrunc.cli.args import STR, Flag, one_id, parse
 from pyrunc.errors import InvalidStatus, UsageError, context
@@ -51,7 +52,7 @@ def _stream(cid: str, cg, alive, interval: float) -> None:
 
     def oom() -> None:
         # a cgroup removed under us also wakes a v1 watcher: that is no OOM
-        if watcher and os.path.isdir(memdir) and watcher.check():
+        if watcher and fs.isdir(memdir) and watcher.check():
             _emit({"type": "oom", "id": cid})
 
     try:

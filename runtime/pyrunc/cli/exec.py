@@ -5,9 +5,10 @@ it from the exit status of the process itself.
 """
 from __future__ import annotations
 
-import os
+import posix
 import sys
 
+from pyrunc import fs
 from pyrunc import state as st
 from pyrunc.cli.args import INT, LIST, STR, Flag, parse
 from pyrunc.errors import InvalidStatus, PyruncError, UsageError, context
@@ -42,11 +43,12 @@ def main(cmd: str, g, argv: list[str]) -> int:
     # Nothing is left to clean up: skip the interpreter's teardown (milliseconds of exec's budget).
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(status)
+    posix._exit(status)
 
 
 def _exec(g, cid: str, args: list[str], opts: dict) -> int:
-    from pyrunc.process.exec import Job, block_signals, spawn, wait
+    from pyrunc.process.children import block_signals, wait
+    from pyrunc.process.exec import Job, spawn
     from pyrunc.syscalls import calls as sc
 
     c = st.load(g.root, cid, shared=True)
@@ -93,7 +95,7 @@ def _exec(g, cid: str, args: list[str], opts: dict) -> int:
 def _saved_config(c: st.Container) -> dict:
     from pyrunc import jsonio
 
-    with open(os.open("config.json", os.O_RDONLY | os.O_CLOEXEC, dir_fd=c.dir_fd), "rb") as f:
+    with open(posix.open("config.json", posix.O_RDONLY | posix.O_CLOEXEC, dir_fd=c.dir_fd), "rb") as f:
         return jsonio.loads(f.read())  # type: ignore[return-value]
 
 
@@ -166,8 +168,8 @@ def _cgroup(cg, subs: list[str]):
         if not keys:
             raise UsageError(f"--cgroup {spec!r}: no such controller in the container's cgroups")
         for key in keys:
-            d = os.path.join(cg.dirs[key], sub)
-            if not os.path.isdir(d):
+            d = fs.join(cg.dirs[key], sub)
+            if not fs.isdir(d):
                 raise PyruncError(f"--cgroup {spec!r}: {d} does not exist")
             dirs[key] = d
     return load_manager({**cg.to_state(), "dirs": dirs})

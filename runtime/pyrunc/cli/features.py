@@ -11,7 +11,7 @@ from pyrunc.cli.args import parse
 def features() -> dict:
     from pyrunc.linux import confine
     from pyrunc.spec import mountopts, procattrs
-    from pyrunc.spec.plan import NAMESPACE_FLAGS
+    from pyrunc.syscalls.consts import NAMESPACE_FLAGS
 
     return {
         "ociVersionMin": "1.0.0",

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
-import os
+import posix
 
+from pyrunc import fs
 from pyrunc.cli.args import STR, Flag, parse
 from pyrunc.errors import PyruncError, UsageError
 
@@ -36,7 +37,7 @@ def default_config(rootless: bool) -> dict:
     namespaces = [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")]
     linux: dict = {"namespaces": namespaces, "maskedPaths": _MASKED, "readonlyPaths": _READONLY}
     if rootless:
-        uid, gid = os.geteuid(), os.getegid()
+        uid, gid = posix.geteuid(), posix.getegid()
         linux["namespaces"] = [ns for ns in namespaces if ns["type"] != "network"] + [{"type": "user"}]
         linux["uidMappings"] = [{"containerID": 0, "hostID": uid, "size": 1}]
         linux["gidMappings"] = [{"containerID": 0, "hostID": gid, "size": 1}]
@@ -63,9 +64,9 @@ def main(cmd: str, g, argv: list[str]) -> int:
     opts, pos = parse([Flag("--bundle,-b", STR, "."), Flag("--rootless")], argv)
     if pos:
         raise UsageError('"spec" takes no arguments')
-    path = os.path.join(opts["bundle"], "config.json")
+    path = fs.join(opts["bundle"], "config.json")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        fd = posix.open(path, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_CLOEXEC, 0o644)
     except FileExistsError:
         raise PyruncError(f"File {path} exists. Remove it first") from None
     except OSError as exc:

@@ -9,7 +9,7 @@ Device rules are rewritten only when the request carries some.
 from __future__ import annotations
 
 import json
-import os
+import posix
 import sys
 
 from pyrunc import lifecycle
@@ -68,7 +68,7 @@ def _current(c: st.Container) -> dict:
     """The resources the container runs with: the last update's, else its config's."""
     if "resources" in c.data:
         return c.data["resources"]
-    fd = os.open("config.json", os.O_RDONLY | os.O_CLOEXEC, dir_fd=c.dir_fd)
+    fd = posix.open("config.json", posix.O_RDONLY | posix.O_CLOEXEC, dir_fd=c.dir_fd)
     with open(fd) as f:
         return (json.load(f).get("linux") or {}).get("resources") or {}
 

@@ -7,8 +7,9 @@ cgroup2 mount shows the namespace root; without one, the directory is bound.
 """
 from __future__ import annotations
 
-import os
+import posix
 
+from pyrunc import fs
 from pyrunc.linux import paths
 from pyrunc.spec.plan import MountOp
 from pyrunc.syscalls import calls as sc
@@ -30,12 +31,12 @@ def mount(rootfd: int, op: MountOp, cgroup_dirs: dict[str, str], cgroup_mounts: 
         if set(cgroup_dirs) != {""}:
             sc.mount("tmpfs", target, "tmpfs", flags, "mode=755", label=op.destination)
     finally:
-        os.close(fd)
+        posix.close(fd)
     if set(cgroup_dirs) == {""}:
         _bind(rootfd, cgroup_dirs[""], op.destination, flags | ro)
         return
     for key, host_dir in sorted(cgroup_dirs.items()):
-        name = os.path.basename(cgroup_mounts[key].rstrip("/"))
+        name = fs.basename(cgroup_mounts[key].rstrip("/"))
         _bind(rootfd, host_dir, f"{op.destination.rstrip('/')}/{name}", flags | ro)
     if ro:
         top = paths.open_in_root(rootfd, op.destination)
@@ -43,7 +44,7 @@ def mount(rootfd: int, op: MountOp, cgroup_dirs: dict[str, str], cgroup_mounts: 
             sc.mount(None, paths.fd_path(top), None, sc.MS_REMOUNT | sc.MS_RDONLY | flags, "mode=755",
                      label=op.destination)
         finally:
-            os.close(top)
+            posix.close(top)
 
 
 def _bind(rootfd: int, src: str, dst: str, flags: int) -> None:
@@ -51,9 +52,9 @@ def _bind(rootfd: int, src: str, dst: str, flags: int) -> None:
     try:
         sc.mount(src, paths.fd_path(fd), None, sc.MS_BIND | sc.MS_REC, label=dst)
     finally:
-        os.close(fd)
+        posix.close(fd)
     fd = paths.open_in_root(rootfd, dst)  # the new mount, not the directory it covers
     try:
         sc.mount(None, paths.fd_path(fd), None, sc.MS_BIND | sc.MS_REMOUNT | flags, label=dst)
     finally:
-        os.close(fd)
+        posix.close(fd)

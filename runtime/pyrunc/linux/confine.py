@@ -17,18 +17,21 @@ effective set lacks it, the capability sets are applied just after the filter
 """
 from __future__ import annotations
 
-import os
+import posix
 
 from pyrunc.linux import caps as capmod
 from pyrunc.linux import lsm
-from pyrunc.linux import seccomp as scmp
 from pyrunc.syscalls import consts as k
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyrunc.linux.seccomp import Program
 
 
 class Confinement:
     __slots__ = ("caps", "no_new_privs", "seccomp", "process", "deferred")
 
-    def __init__(self, caps: capmod.CapSets, no_new_privs: bool, seccomp: scmp.Program | None,
+    def __init__(self, caps: capmod.CapSets, no_new_privs: bool, seccomp: Program | None,
                  process: dict) -> None:
         self.caps, self.no_new_privs, self.seccomp, self.process = caps, no_new_privs, seccomp, process
         self.deferred = seccomp is not None and not no_new_privs and not caps.has_effective(capmod.CAP_SYS_ADMIN)
@@ -38,7 +41,9 @@ def prepare(process: dict, linux: dict) -> Confinement:
     """Parent side: names -> masks, profile -> BPF, labels checked against the host's LSMs."""
     lsm.check(process, linux)
     sets = capmod.parse(process.get("capabilities"))
-    prog = scmp.compile_profile(linux["seccomp"]) if linux.get("seccomp") else None
+    prog = None
+    if linux.get("seccomp"):  # seccomp.py (and libseccomp) only for containers that have a profile
+        prog = _seccomp().compile_profile(linux["seccomp"])
     return Confinement(sets, bool(process.get("noNewPrivileges")), prog, process)
 
 
@@ -59,7 +64,7 @@ def after_user_switch(c: Confinement) -> None:
 
 
 def _install(c: Confinement) -> int:
-    fd = scmp.install(c.seccomp)  # type: ignore[arg-type]
+    fd = _seccomp().install(c.seccomp)  # type: ignore[arg-type]
     if c.deferred:
         capmod.apply(c.caps)
     return fd
@@ -73,7 +78,7 @@ def before_ready(c: Confinement, chan) -> None:
     try:
         chan.send_fd("seccomp-fd", fd)
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def before_exec(c: Confinement) -> None:
@@ -88,9 +93,9 @@ def hand_over_listener(c: Confinement, chan, state: dict, pid: int) -> None:
         return
     _msg, fd = chan.recv_fd("seccomp-fd")
     try:
-        scmp.send_to_agent(c.seccomp, fd, state, pid)
+        _seccomp().send_to_agent(c.seccomp, fd, state, pid)
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def creating_state(plan, pid: int) -> dict:
@@ -105,5 +110,12 @@ def features() -> dict:
     AppArmor and SELinux report false: the label code is only exercised here in
     its refusal path (no LSM on the test hosts), and features lists what works.
     """
-    return {"capabilities": capmod.supported(), "seccomp": scmp.features(),
+    return {"capabilities": capmod.supported(), "seccomp": _seccomp().features(),
             "apparmor": {"enabled": False}, "selinux": {"enabled": False}}
+
+
+def _seccomp():
+    """Imported by prepare(), in the parent, before the container side could no longer load it."""
+    from pyrunc.linux import seccomp
+
+    return seccomp

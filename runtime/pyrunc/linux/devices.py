@@ -6,10 +6,10 @@ cgroup without "m"), the host's node at the same path is bind-mounted instead.
 """
 from __future__ import annotations
 
-import os
-import posixpath
+import posix
 import stat
 
+from pyrunc import fs
 from pyrunc.errors import ConfigError, PyruncError, context
 from pyrunc.linux import paths
 from pyrunc.syscalls import calls as sc
@@ -39,10 +39,10 @@ def config_nodes(devices: list[dict]) -> list[Node]:
     for i, dev in enumerate(devices):
         label = f"linux.devices[{i}]"
         path = dev["path"]
-        if posixpath.normpath(path) != path or not path.startswith("/dev/"):
+        if fs.normpath(path) != path or not path.startswith("/dev/"):
             raise ConfigError(f"{label}.path: {path!r} must be a normalized path under /dev/")
         mode = _TYPES[dev["type"]] | (dev.get("fileMode", 0o666) & 0o7777)
-        rdev = 0 if dev["type"] == "p" else os.makedev(dev.get("major", 0), dev.get("minor", 0))
+        rdev = 0 if dev["type"] == "p" else posix.makedev(dev.get("major", 0), dev.get("minor", 0))
         nodes.append(Node(f"{label} {path}", path, mode, rdev, dev.get("uid", 0), dev.get("gid", 0)))
     return nodes
 
@@ -51,7 +51,7 @@ def setup(rootfd: int, devices: list[dict], *, defaults: bool) -> None:
     """Create the default devices (unless /dev is a bind mount) and every linux.devices entry."""
     nodes = config_nodes(devices)
     if defaults:
-        nodes[:0] = [Node(f"/dev/{n}", f"/dev/{n}", stat.S_IFCHR | 0o666, os.makedev(ma, mi))
+        nodes[:0] = [Node(f"/dev/{n}", f"/dev/{n}", stat.S_IFCHR | 0o666, posix.makedev(ma, mi))
                      for n, ma, mi in DEFAULT_DEVICES]
         devfd = paths.mkdir_all(rootfd, "/dev")
         try:
@@ -59,9 +59,9 @@ def setup(rootfd: int, devices: list[dict], *, defaults: bool) -> None:
                 _symlink(devfd, name, target)
             with context("/dev/ptmx"):
                 paths.unlink_nondir(devfd, "ptmx", "/dev/ptmx")
-                os.symlink("pts/ptmx", "ptmx", dir_fd=devfd)
+                posix.symlink("pts/ptmx", "ptmx", dir_fd=devfd)
         finally:
-            os.close(devfd)
+            posix.close(devfd)
     for node in nodes:
         with context(node.label):
             make_node(rootfd, node)
@@ -69,7 +69,7 @@ def setup(rootfd: int, devices: list[dict], *, defaults: bool) -> None:
 
 def _symlink(dirfd: int, name: str, target: str) -> None:
     try:
-        os.symlink(target, name, dir_fd=dirfd)
+        posix.symlink(target, name, dir_fd=dirfd)
     except FileExistsError:
         pass
 
@@ -80,25 +80,25 @@ def make_node(rootfd: int, node: Node) -> None:
     try:
         paths.unlink_nondir(pfd, base, node.path)
         try:
-            os.mknod(base, node.mode, node.rdev, dir_fd=pfd)
+            posix.mknod(base, node.mode, node.rdev, dir_fd=pfd)
         except PermissionError:
             _bind_host_node(rootfd, node)
             return
-        fd = os.open(base, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+        fd = posix.open(base, posix.O_PATH | posix.O_NOFOLLOW | posix.O_CLOEXEC, dir_fd=pfd)
         try:
             # mknod honours the umask; the spec's fileMode is exact.
-            os.chmod(paths.fd_path(fd), node.mode & 0o7777)
-            os.chown(paths.fd_path(fd), node.uid, node.gid)
+            posix.chmod(paths.fd_path(fd), node.mode & 0o7777)
+            posix.chown(paths.fd_path(fd), node.uid, node.gid)
         finally:
-            os.close(fd)
+            posix.close(fd)
     finally:
-        os.close(pfd)
+        posix.close(pfd)
 
 
 def _bind_host_node(rootfd: int, node: Node) -> None:
     """mknod is refused: bind the host's node of the same path, if it is the same device."""
     try:
-        st = os.stat(node.path)
+        st = posix.stat(node.path)
     except OSError as exc:
         raise PyruncError(f"mknod: EPERM and no host node to bind: {exc.strerror}") from None
     if stat.S_IFMT(st.st_mode) != stat.S_IFMT(node.mode) or (node.rdev and st.st_rdev != node.rdev):
@@ -107,4 +107,4 @@ def _bind_host_node(rootfd: int, node: Node) -> None:
     try:
         sc.mount(node.path, paths.fd_path(fd), None, sc.MS_BIND, label=node.path)
     finally:
-        os.close(fd)
+        posix.close(fd)

@@ -1,13 +1,16 @@
 """The last steps before execve: find the program, become the user, enter cwd."""
 from __future__ import annotations
 
-import os
+import posix
 import stat
 
+from pyrunc import fs
 from pyrunc.errors import PyruncError, context
-from pyrunc.linux import userns
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Whether setgroups(2) is allowed in the user namespace this process made
+# (userns.enter_new), for when the container has no /proc to ask.
+setgroups_allowed = True
 
 
 class ExecError(PyruncError):
@@ -28,9 +31,9 @@ def find_executable(arg0: str, env: list[str]) -> str:
         _check_exec(arg0, arg0)
         return arg0
     for d in (env_value(env, "PATH") or DEFAULT_PATH).split(":"):
-        cand = os.path.join(d or ".", arg0)
+        cand = fs.join(d or ".", arg0)
         try:
-            st = os.stat(cand)
+            st = posix.stat(cand)
         except OSError:
             continue
         if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
@@ -40,7 +43,7 @@ def find_executable(arg0: str, env: list[str]) -> str:
 
 def _check_exec(path: str, arg0: str) -> None:
     try:
-        st = os.stat(path)
+        st = posix.stat(path)
     except FileNotFoundError:
         raise ExecError(f'exec: "{arg0}": stat {path}: no such file or directory') from None
     except PermissionError:
@@ -52,7 +55,7 @@ def _check_exec(path: str, arg0: str) -> None:
 
 
 def env_dict(env: list[str]) -> dict[str, str]:
-    """os.execve wants a mapping; a later entry for the same name wins."""
+    """posix.execve wants a mapping; a later entry for the same name wins."""
     out: dict[str, str] = {}
     for entry in env:
         name, eq, value = entry.partition("=")
@@ -83,9 +86,9 @@ def final_env(process: dict) -> list[str]:
 def switch_user(user: dict) -> None:
     uid, gid = user.get("uid", 0), user.get("gid", 0)
     with context("process.user"):
-        userns.setgroups(user.get("additionalGids", []))
-        os.setresgid(gid, gid, gid)
-        os.setresuid(uid, uid, uid)
+        setgroups(user.get("additionalGids", []))
+        posix.setresgid(gid, gid, gid)
+        posix.setresuid(uid, uid, uid)
 
 
 def enter_cwd(cwd: str) -> None:
@@ -95,13 +98,31 @@ def enter_cwd(cwd: str) -> None:
     from pyrunc.syscalls import calls as sc
 
     with context(f"process.cwd {cwd}"):
-        root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        root = posix.open("/", posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
         try:
-            fd = sc.openat2(root, cwd.lstrip("/") or ".", os.O_PATH | os.O_DIRECTORY,
+            fd = sc.openat2(root, cwd.lstrip("/") or ".", posix.O_PATH | posix.O_DIRECTORY,
                             sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS)
         finally:
-            os.close(root)
+            posix.close(root)
         try:
-            os.fchdir(fd)
+            posix.fchdir(fd)
         finally:
-            os.close(fd)
+            posix.close(fd)
+
+
+def setgroups(groups: list[int]) -> None:
+    """setgroups(2), where the user namespace allows it: a single-id rootless
+    mapping denies it, and then only "no supplementary groups" can be honoured."""
+    if _groups_allowed():
+        posix.setgroups(groups)
+    elif groups:
+        raise PyruncError("additionalGids: setgroups is denied in this user namespace (a single-id rootless "
+                          "mapping): map a gid range through /etc/subgid, or drop additionalGids")
+
+
+def _groups_allowed() -> bool:
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() == "allow"
+    except OSError:  # no /proc in the container: what enter_new was told
+        return setgroups_allowed

@@ -7,7 +7,7 @@ destination later, from inside the container's mount namespace.
 """
 from __future__ import annotations
 
-import os
+import posix
 
 from pyrunc.errors import context
 from pyrunc.linux import userns
@@ -41,7 +41,7 @@ def prepare(plan: Plan) -> None:
                 _prepared[op.index] = _idmapped_tree(op, nsfds[key])
     finally:
         for fd in nsfds.values():
-            os.close(fd)
+            posix.close(fd)
 
 
 def _idmapped_tree(op: MountOp, nsfd: int) -> int:
@@ -51,7 +51,7 @@ def _idmapped_tree(op: MountOp, nsfd: int) -> int:
         recursive = sc.AT_RECURSIVE if "ridmap" in op.opts.extra else 0
         sc.mount_setattr(fd, "", sc.AT_EMPTY_PATH | recursive, sc.MOUNT_ATTR_IDMAP, userns_fd=nsfd)
     except BaseException:
-        os.close(fd)
+        posix.close(fd)
         raise
     return fd
 
@@ -65,5 +65,5 @@ def attach(op: MountOp, target: str) -> bool:
         # target is a /proc/self/fd magic link: follow it
         sc.move_mount(fd, "", _AT_FDCWD, target, sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_SYMLINKS)
     finally:
-        os.close(fd)
+        posix.close(fd)
     return True

@@ -7,9 +7,10 @@ spec/mountopts.py: mount(2) flags, propagation changes, recursive attributes
 """
 from __future__ import annotations
 
-import os
+import posix
 import stat
 
+from pyrunc import fs
 from pyrunc.errors import context
 from pyrunc.linux import cgroupfs, idmap, paths
 from pyrunc.spec.plan import MountOp, Plan
@@ -20,9 +21,9 @@ _PER_MOUNT = (sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_N
               | sc.MS_NODIRATIME | sc.MS_RELATIME | sc.MS_STRICTATIME | sc.MS_NOSYMFOLLOW)
 _ATIME_MODES = sc.MS_NOATIME | sc.MS_RELATIME | sc.MS_STRICTATIME
 _ST_NOSYMFOLLOW = 0x2000  # statvfs f_flag bit (os lacks the constant)
-_STATVFS_FLAGS = ((os.ST_RDONLY, sc.MS_RDONLY), (os.ST_NOSUID, sc.MS_NOSUID), (os.ST_NODEV, sc.MS_NODEV),
-                  (os.ST_NOEXEC, sc.MS_NOEXEC), (os.ST_NOATIME, sc.MS_NOATIME),
-                  (os.ST_NODIRATIME, sc.MS_NODIRATIME), (os.ST_RELATIME, sc.MS_RELATIME),
+_STATVFS_FLAGS = ((posix.ST_RDONLY, sc.MS_RDONLY), (posix.ST_NOSUID, sc.MS_NOSUID), (posix.ST_NODEV, sc.MS_NODEV),
+                  (posix.ST_NOEXEC, sc.MS_NOEXEC), (posix.ST_NOATIME, sc.MS_NOATIME),
+                  (posix.ST_NODIRATIME, sc.MS_NODIRATIME), (posix.ST_RELATIME, sc.MS_RELATIME),
                   (_ST_NOSYMFOLLOW, sc.MS_NOSYMFOLLOW))
 
 
@@ -33,12 +34,12 @@ def setup_root(plan: Plan) -> int:
     with context(f"root.path {plan.rootfs}"):
         _parent_mount_private(plan.rootfs)
         sc.mount(plan.rootfs, plan.rootfs, None, sc.MS_BIND | sc.MS_REC)
-        return os.open(plan.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        return posix.open(plan.rootfs, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
 
 
 def _parent_mount_private(rootfs: str) -> None:
     """pivot_root refuses a new root whose parent mount is shared (rootfsPropagation "shared")."""
-    real = os.path.realpath(rootfs)
+    real = fs.realpath(rootfs)
     best, shared = "", False
     with open("/proc/self/mountinfo") as f:
         for line in f:
@@ -69,7 +70,7 @@ def apply_all(plan: Plan, rootfd: int, cgroup) -> None:
 
 def mount_flags(path: str) -> int:
     """The per-mount flags ``path``'s mount has now, as MS_* bits (strictatime made explicit)."""
-    st = os.statvfs(path)
+    st = posix.statvfs(path)
     flags = sum(ms for st_flag, ms in _STATVFS_FLAGS if st.f_flag & st_flag)
     return flags if flags & _ATIME_MODES else flags | sc.MS_STRICTATIME
 
@@ -78,7 +79,7 @@ def _source_is_dir(op: MountOp) -> bool:
     if not op.is_bind:
         return True
     try:
-        return stat.S_ISDIR(os.stat(op.source).st_mode)  # type: ignore[arg-type]
+        return stat.S_ISDIR(posix.stat(op.source).st_mode)  # type: ignore[arg-type]
     except FileNotFoundError:
         raise FileNotFoundError(2, "bind source does not exist", op.source) from None
 
@@ -104,7 +105,7 @@ def apply(rootfd: int, op: MountOp) -> None:
         if o.rec_set or o.rec_clr:
             sc.mount_setattr(fd, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, o.rec_set, o.rec_clr)
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def _mount_new(rootfd: int, op: MountOp) -> int:
@@ -119,60 +120,61 @@ def _mount_new(rootfd: int, op: MountOp) -> int:
                 sc.mount(op.source, target, None, o.flags & (sc.MS_BIND | sc.MS_REC), label=op.destination)
         else:
             if "tmpcopyup" in o.extra and op.fstype == "tmpfs":
-                covered = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                covered = posix.open(target, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
             sc.mount(op.source or op.fstype or "none", target, op.fstype, o.flags,
                      ",".join(o.data) or None, label=op.destination)
     finally:
-        os.close(fd)
+        posix.close(fd)
     # Re-resolve: the fd above names the covered directory, not the new mount.
     fd = paths.open_in_root(rootfd, op.destination)
     if covered is not None:
         with context("tmpcopyup"):
             try:
-                new = os.open(paths.fd_path(fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                new = posix.open(paths.fd_path(fd), posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
                 try:
                     copy_tree(covered, new)
                 finally:
-                    os.close(new)
+                    posix.close(new)
             finally:
-                os.close(covered)
+                posix.close(covered)
     return fd
 
 
 def copy_tree(src: int, dst: int) -> None:
     """Copy the directory ``src`` into ``dst`` (both fds) without following any symlink."""
-    for entry in os.scandir(src):
+    for entry in posix.scandir(src):
         name = entry.name
         st = entry.stat(follow_symlinks=False)
         if stat.S_ISDIR(st.st_mode):
-            os.mkdir(name, 0o700, dir_fd=dst)
-            s = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src)
-            d = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dst)
+            posix.mkdir(name, 0o700, dir_fd=dst)
+            s = posix.open(name, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC, dir_fd=src)
+            d = posix.open(name, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC, dir_fd=dst)
             try:
                 copy_tree(s, d)
             finally:
-                os.close(s)
-                os.close(d)
+                posix.close(s)
+                posix.close(d)
         elif stat.S_ISREG(st.st_mode):
             _copy_file(src, dst, name)
         elif stat.S_ISLNK(st.st_mode):
-            os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
+            posix.symlink(posix.readlink(name, dir_fd=src), name, dir_fd=dst)
         else:  # fifo, socket, device node
-            os.mknod(name, st.st_mode, st.st_rdev, dir_fd=dst)
-        os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+            posix.mknod(name, st.st_mode, st.st_rdev, dir_fd=dst)
+        posix.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
         if not stat.S_ISLNK(st.st_mode):
-            os.chmod(name, stat.S_IMODE(st.st_mode), dir_fd=dst)
-        os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst, follow_symlinks=False)
+            posix.chmod(name, stat.S_IMODE(st.st_mode), dir_fd=dst)
+        posix.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst, follow_symlinks=False)
 
 
 def _copy_file(src: int, dst: int, name: str) -> None:
-    s = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src)
+    s = posix.open(name, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_CLOEXEC, dir_fd=src)
     try:
-        d = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dst)
+        new_file = posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC
+        d = posix.open(name, new_file, 0o600, dir_fd=dst)
         try:
-            while os.sendfile(d, s, None, 1 << 20):
+            while posix.sendfile(d, s, None, 1 << 20):
                 pass
         finally:
-            os.close(d)
+            posix.close(d)
     finally:
-        os.close(s)
+        posix.close(s)

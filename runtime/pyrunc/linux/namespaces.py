@@ -1,21 +1,25 @@
 """Join existing namespaces by path and create the new ones."""
 from __future__ import annotations
 
-import os
+import posix
 
 from pyrunc.errors import context
-from pyrunc.spec.plan import NAMESPACE_FLAGS, Plan
 from pyrunc.syscalls import calls as sc
+from pyrunc.syscalls.consts import NAMESPACE_FLAGS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyrunc.spec.plan import Plan
 
 
 def join(plan: Plan) -> None:
     for ns_type, path in plan.join_ns:
         with context(f"linux.namespaces {ns_type} {path}"):
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
             try:
                 sc.setns(fd, NAMESPACE_FLAGS[ns_type], path)
             finally:
-                os.close(fd)
+                posix.close(fd)
 
 
 def unshare(plan: Plan) -> None:

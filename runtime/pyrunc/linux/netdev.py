@@ -9,7 +9,7 @@ the device back to the host under its original name.
 from __future__ import annotations
 
 import errno
-import os
+import posix
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -32,7 +32,7 @@ class NetDeviceError(PyruncError):
 
 def _fail(label: str, what: str, exc: NetlinkError) -> NetDeviceError:
     name = errno.errorcode.get(exc.code, str(exc.code))
-    return NetDeviceError(f"{label}: {what}: {name} ({os.strerror(exc.code)})")
+    return NetDeviceError(f"{label}: {what}: {name} ({posix.strerror(exc.code)})")
 
 
 def _addresses(ipr: IPRoute, index: int) -> list[list]:
@@ -109,7 +109,7 @@ def _give_back(host: IPRoute, ctr: IPRoute, rec: dict) -> None:
     index = _find(ctr, None, rec["mac"])
     if index is None:
         return  # already gone with the namespace
-    ctr.link("set", index=index, ifname=rec["host"], net_ns_pid=os.getpid())
+    ctr.link("set", index=index, ifname=rec["host"], net_ns_pid=posix.getpid())
     index = _find(host, rec["host"], rec["mac"])
     if index is not None:
         _configure(host, index, rec["addrs"], rec["up"])
@@ -124,9 +124,9 @@ def attach(devices: dict[str, dict], pid: int, undo: Undo) -> None:
     The namespace is held open until create ends: an init that dies during
     setup must not take the devices (a veth is destroyed with its namespace) along.
     """
-    fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    undo.callback(os.close, fd)
-    netns = f"/proc/{os.getpid()}/fd/{fd}"  # pyroute2 opens it from a helper process
+    fd = posix.open(f"/proc/{pid}/ns/net", posix.O_RDONLY | posix.O_CLOEXEC)
+    undo.callback(posix.close, fd)
+    netns = f"/proc/{posix.getpid()}/fd/{fd}"  # pyroute2 opens it from a helper process
     moved: list[dict] = []
     undo.callback(move_out, moved, netns)
     move_in(devices, pid, netns, moved)

@@ -9,8 +9,9 @@ of symlinks there).
 from __future__ import annotations
 
 import errno
-import os
+import posix
 
+from pyrunc import fs
 from pyrunc.errors import PyruncError, SyscallError
 from pyrunc.linux import procfs
 from pyrunc.syscalls import calls as sc
@@ -19,7 +20,7 @@ _RESOLVE = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS
 _checked_root: tuple[int, int] | None = None  # (st_dev, st_ino) of the / whose /proc was verified
 
 
-def open_in_root(rootfd: int, path: str, flags: int = os.O_PATH) -> int:
+def open_in_root(rootfd: int, path: str, flags: int = posix.O_PATH) -> int:
     try:
         return sc.openat2(rootfd, path.lstrip("/") or ".", flags, _RESOLVE)
     except SyscallError as exc:  # name the path as the container sees it
@@ -35,9 +36,9 @@ def fd_path(fd: int) -> str:
 def _check_procfs() -> None:
     """/proc of the current root must be a real procfs (checked again after pivot_root)."""
     global _checked_root
-    root = os.stat("/")
+    root = posix.stat("/")
     if _checked_root != (root.st_dev, root.st_ino):
-        os.close(procfs.open_proc("self/fd", os.O_PATH | os.O_DIRECTORY, proc="/proc"))
+        posix.close(procfs.open_proc("self/fd", posix.O_PATH | posix.O_DIRECTORY, proc="/proc"))
         _checked_root = (root.st_dev, root.st_ino)
 
 
@@ -48,19 +49,19 @@ def mkdir_all(rootfd: int, path: str, mode: int = 0o755) -> int:
         parent = done or "/"
         done = f"{done}/{comp}"
         try:
-            os.close(open_in_root(rootfd, done, os.O_PATH | os.O_DIRECTORY))
+            posix.close(open_in_root(rootfd, done, posix.O_PATH | posix.O_DIRECTORY))
             continue
         except OSError as exc:
             if exc.errno != errno.ENOENT:
                 raise
-        pfd = open_in_root(rootfd, parent, os.O_PATH | os.O_DIRECTORY)
+        pfd = open_in_root(rootfd, parent, posix.O_PATH | posix.O_DIRECTORY)
         try:
-            os.mkdir(comp, mode, dir_fd=pfd)
+            posix.mkdir(comp, mode, dir_fd=pfd)
         except FileExistsError:
             pass  # created meanwhile, or a dangling symlink: the re-open below decides
         finally:
-            os.close(pfd)
-    return open_in_root(rootfd, path, os.O_PATH | os.O_DIRECTORY)
+            posix.close(pfd)
+    return open_in_root(rootfd, path, posix.O_PATH | posix.O_DIRECTORY)
 
 
 def split(path: str) -> tuple[str, str]:
@@ -76,13 +77,13 @@ def make_file(rootfd: int, path: str, mode: int = 0o644) -> int:
     parent, base = split(path)
     pfd = mkdir_all(rootfd, parent)
     try:
-        fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=pfd)
-        os.close(fd)
+        fd = posix.open(base, posix.O_WRONLY | posix.O_CREAT | posix.O_NOFOLLOW | posix.O_CLOEXEC, mode, dir_fd=pfd)
+        posix.close(fd)
     except OSError as exc:
         if exc.errno not in (errno.EISDIR, errno.ELOOP, errno.ENXIO, errno.EACCES, errno.ETXTBSY):
             raise
     finally:
-        os.close(pfd)
+        posix.close(pfd)
     return open_in_root(rootfd, path)
 
 
@@ -96,17 +97,17 @@ def replace_with_file(rootfd: int, path: str, mode: int = 0o600) -> int:
     pfd = mkdir_all(rootfd, parent)
     try:
         unlink_nondir(pfd, base, path)
-        os.close(os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
-                         dir_fd=pfd))
-        return os.open(base, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+        new_file = posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC
+        posix.close(posix.open(base, new_file, mode, dir_fd=pfd))
+        return posix.open(base, posix.O_PATH | posix.O_NOFOLLOW | posix.O_CLOEXEC, dir_fd=pfd)
     finally:
-        os.close(pfd)
+        posix.close(pfd)
 
 
 def unlink_nondir(dirfd: int, name: str, path: str) -> None:
     """Remove ``name`` unless absent; a directory in the way is an error, not something to delete."""
     try:
-        os.unlink(name, dir_fd=dirfd)
+        posix.unlink(name, dir_fd=dirfd)
     except FileNotFoundError:
         pass
     except IsADirectoryError:

@@ -16,8 +16,9 @@ beneath it without crossing a mount or following a magic link, and on procfs.
 from __future__ import annotations
 
 import errno
-import os
+import posix
 
+from pyrunc import fs
 from pyrunc.errors import PyruncError
 from pyrunc.syscalls import consts as k
 
@@ -54,17 +55,17 @@ def _private_root() -> int | None:
             return None
         raise
     finally:
-        os.close(ctx)
+        posix.close(ctx)
 
 
 def _mounted_root(proc: str) -> int:
-    root = os.open(proc, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    root = posix.open(proc, posix.O_PATH | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC)
     try:
         _check_proc(root, proc)
-        if os.fstat(root).st_ino != PROC_ROOT_INO:
+        if posix.fstat(root).st_ino != PROC_ROOT_INO:
             raise ProcfsError(f"{proc}: not the root of a procfs, refusing to use it")
     except BaseException:
-        os.close(root)
+        posix.close(root)
         raise
     return root
 
@@ -82,21 +83,21 @@ def open_proc(rel: str, flags: int, proc: str | None = None) -> int:
     if root is None:
         root = _mounted_root(proc or "/proc")
     try:
-        fd = sc.openat2(root, rel, flags | os.O_NOFOLLOW,
+        fd = sc.openat2(root, rel, flags | posix.O_NOFOLLOW,
                         k.RESOLVE_BENEATH | k.RESOLVE_NO_XDEV | k.RESOLVE_NO_MAGICLINKS)
     finally:
-        os.close(root)
+        posix.close(root)
     try:
         _check_proc(fd, f"{label}/{rel}")
     except BaseException:
-        os.close(fd)
+        posix.close(fd)
         raise
     return fd
 
 
 def write(rel: str, data: bytes, proc: str | None = None) -> None:
-    fd = open_proc(rel, os.O_WRONLY, proc)
+    fd = open_proc(rel, posix.O_WRONLY, proc)
     try:
-        os.write(fd, data)
+        posix.write(fd, data)
     finally:
-        os.close(fd)
+        posix.close(fd)

@@ -7,9 +7,10 @@ RESOLVE_NO_MAGICLINKS) from an fd of the new root, so a symlink into
 from __future__ import annotations
 
 import errno
-import os
+import posix
 import stat
 
+from pyrunc import fs
 from pyrunc.errors import PyruncError, context
 from pyrunc.linux import paths
 from pyrunc.linux.mounts import mount_flags
@@ -17,17 +18,17 @@ from pyrunc.spec.mountopts import PROPAGATION
 from pyrunc.syscalls import calls as sc
 
 _MASK_FLAGS = sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
-_NULL = os.makedev(1, 3)
+_NULL = posix.makedev(1, 3)
 
 
 def pivot(rootfs: str, no_pivot: bool, propagation: str | None = None) -> None:
     """Make ``rootfs`` the root; then give it linux.rootfsPropagation when the config sets one."""
-    os.chdir(rootfs)
+    posix.chdir(rootfs)
     if no_pivot:
         # MS_MOVE + chroot for hosts whose root is not a mount (initramfs); weaker, hence opt-in.
         with context("--no-pivot"):
             sc.mount(rootfs, "/", None, sc.MS_MOVE)
-            os.chroot(".")
+            posix.chroot(".")
     else:
         # pivot_root(".", ".") stacks the old root on top of the new one; make it
         # slave so the detach below does not propagate back to the host, then drop it.
@@ -35,15 +36,15 @@ def pivot(rootfs: str, no_pivot: bool, propagation: str | None = None) -> None:
         # root's directory the MS_REC would also reach the container's own mounts
         # and undo their "shared" propagation.
         with context("pivot_root"):
-            old = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            old = posix.open("/", posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
             try:
                 sc.pivot_root(".", ".")
-                os.fchdir(old)
+                posix.fchdir(old)
             finally:
-                os.close(old)
+                posix.close(old)
             sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
             sc.umount2(".", sc.MNT_DETACH)
-    os.chdir("/")
+    posix.chdir("/")
     if propagation:
         # The rootfs mount itself: its submounts keep what their own options (or the
         # recursive change of the host tree before the mounts) gave them.
@@ -71,7 +72,7 @@ class _Masker:
 
     def mask(self, fd: int, path: str) -> None:
         target = paths.fd_path(fd)
-        if not stat.S_ISDIR(os.fstat(fd).st_mode):
+        if not stat.S_ISDIR(posix.fstat(fd).st_mode):
             sc.mount(paths.fd_path(self._null()), target, None, sc.MS_BIND, label=path)
         elif self.tmpfs is None:
             sc.mount("tmpfs", target, "tmpfs", _MASK_FLAGS, "size=0k,mode=000", label=path)
@@ -82,14 +83,14 @@ class _Masker:
             try:
                 sc.mount(None, paths.fd_path(new), None, sc.MS_BIND | sc.MS_REMOUNT | _MASK_FLAGS, label=path)
             finally:
-                os.close(new)
+                posix.close(new)
 
     def _null(self) -> int:
         if self.null is None:
             fd = paths.open_in_root(self.rootfd, "/dev/null")
-            st = os.fstat(fd)
+            st = posix.fstat(fd)
             if not stat.S_ISCHR(st.st_mode) or st.st_rdev != _NULL:
-                os.close(fd)
+                posix.close(fd)
                 raise PyruncError("/dev/null in the container is not the null device (1:3): refusing to mask with it")
             self.null = fd
         return self.null
@@ -97,13 +98,13 @@ class _Masker:
     def close(self) -> None:
         for fd in (self.null, self.tmpfs):
             if fd is not None:
-                os.close(fd)
+                posix.close(fd)
 
 
 def mask_paths(masked: list[str]) -> None:
     if not masked:
         return
-    rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    rootfd = posix.open("/", posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
     masker = _Masker(rootfd)
     try:
         for i, path in enumerate(masked):
@@ -113,17 +114,17 @@ def mask_paths(masked: list[str]) -> None:
                     try:
                         masker.mask(fd, path)
                     finally:
-                        os.close(fd)
+                        posix.close(fd)
     finally:
         masker.close()
-        os.close(rootfd)
+        posix.close(rootfd)
 
 
 def readonly_paths(ro_paths: list[str]) -> None:
     """Bind each path on itself (with submounts), then make the whole subtree read-only."""
     if not ro_paths:
         return
-    rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    rootfd = posix.open("/", posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
     try:
         for i, path in enumerate(ro_paths):
             with context(f"linux.readonlyPaths[{i}] {path}"):
@@ -133,14 +134,14 @@ def readonly_paths(ro_paths: list[str]) -> None:
                 try:
                     sc.mount(paths.fd_path(fd), paths.fd_path(fd), None, sc.MS_BIND | sc.MS_REC, label=path)
                 finally:
-                    os.close(fd)
+                    posix.close(fd)
                 fd = paths.open_in_root(rootfd, path)
                 try:
                     sc.mount_setattr(fd, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, sc.MOUNT_ATTR_RDONLY)
                 finally:
-                    os.close(fd)
+                    posix.close(fd)
     finally:
-        os.close(rootfd)
+        posix.close(rootfd)
 
 
 def readonly_root() -> None:

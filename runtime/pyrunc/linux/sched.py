@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import errno
-import os
+import posix
 import sys
 
 from pyrunc.errors import SyscallError, context
@@ -40,4 +40,4 @@ def set_affinity(pid: int, cpus: list[int] | None, which: str) -> None:
     if cpus is None:
         return
     with context(f"process.execCPUAffinity.{which}"):
-        os.sched_setaffinity(pid, cpus)
+        posix.sched_setaffinity(pid, cpus)

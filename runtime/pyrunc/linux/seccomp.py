@@ -11,7 +11,7 @@ installed just before the init reports ready (runc does the same).
 from __future__ import annotations
 
 import errno
-import os
+import posix
 import stat
 
 from pyrunc import jsonio, log
@@ -128,7 +128,7 @@ def _add_rule(flt, rule: dict, default: int, where: str) -> None:
 
 def _check_listener(path: str, where: str) -> str:
     try:
-        mode = os.stat(path).st_mode
+        mode = posix.stat(path).st_mode
     except OSError as exc:
         raise ConfigError(f"{where}.listenerPath {path}: {exc.strerror}") from None
     if not stat.S_ISSOCK(mode):

@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import os
+import posix
 import struct
 import termios
-from _collections_abc import Callable  # collections.abc minus the ~1.5 ms collections import
 
 from pyrunc import unixsock as socket
 from pyrunc.errors import PyruncError, UsageError, context
 from pyrunc.linux import paths
 from pyrunc.syscalls import calls as sc
+
+TYPE_CHECKING = False  # collections.abc is imported by type checkers only (start-up time)
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _TIOCGPTN = 0x80045430
 _TIOCSPTLCK = 0x40045431
@@ -43,16 +46,16 @@ def setup(rootfd: int | None, console_fd: int | None, process: dict) -> None:
     if console_fd is None:
         raise TerminalError("process.terminal: no console socket to send the pty master to")
     with context("process.terminal"):
-        root = rootfd if rootfd is not None else os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        root = rootfd if rootfd is not None else posix.open("/", posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
         try:
             master = _open_ptmx(root)
         finally:
             if rootfd is None:
-                os.close(root)
-        slave = fcntl.ioctl(master, _TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+                posix.close(root)
+        slave = fcntl.ioctl(master, _TIOCGPTPEER, posix.O_RDWR | posix.O_NOCTTY | posix.O_CLOEXEC)
         n = struct.unpack("I", fcntl.ioctl(master, _TIOCGPTN, bytes(4)))[0]
         # The process's user owns its terminal (as login does), so it may reopen it by name.
-        os.fchown(slave, user.get("uid", 0), user.get("gid", 0))
+        posix.fchown(slave, user.get("uid", 0), user.get("gid", 0))
         if size:
             with context("process.consoleSize"):
                 fcntl.ioctl(master, termios.TIOCSWINSZ,
@@ -61,23 +64,23 @@ def setup(rootfd: int | None, console_fd: int | None, process: dict) -> None:
             _bind_console(rootfd, slave)
         with context("--console-socket"), socket.socket(fileno=console_fd) as sock:
             socket.send_fds(sock, [f"/dev/pts/{n}".encode()], [master])
-        os.close(master)
-        os.setsid()
+        posix.close(master)
+        posix.setsid()
         fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
         for std in (0, 1, 2):
-            os.dup2(slave, std)
-        os.close(slave)
+            posix.dup2(slave, std)
+        posix.close(slave)
 
 
 def _open_ptmx(root: int) -> int:
     try:
-        master = paths.open_in_root(root, "/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY)
+        master = paths.open_in_root(root, "/dev/pts/ptmx", posix.O_RDWR | posix.O_NOCTTY)
     except OSError as exc:
         if exc.errno != errno.ENOENT:
             raise
         raise TerminalError("/dev/pts/ptmx does not exist (mount devpts at /dev/pts)") from None
     if sc.fstatfs_type(master) != sc.DEVPTS_SUPER_MAGIC:
-        os.close(master)
+        posix.close(master)
         raise TerminalError("/dev/pts/ptmx is not on a devpts mount (mount devpts at /dev/pts)")
     fcntl.ioctl(master, _TIOCSPTLCK, struct.pack("i", 0))
     return master
@@ -90,7 +93,7 @@ def _bind_console(rootfd: int, slave: int) -> None:
         try:
             sc.mount(paths.fd_path(slave), paths.fd_path(fd), None, sc.MS_BIND, label="/dev/console")
         finally:
-            os.close(fd)
+            posix.close(fd)
 
 
 # ---- host side ------------------------------------------------------------------------------
@@ -143,7 +146,7 @@ def relay(master: int, wait: Callable[[Callable[[], None]], int]) -> int:
     import threading
 
     saved = None
-    if os.isatty(0):
+    if posix.isatty(0):
         import tty
 
         saved = termios.tcgetattr(0)
@@ -170,13 +173,13 @@ def copy_size(src: int, dst: int) -> None:
 def _pump(src: int, dst: int) -> None:
     while True:
         try:
-            data = os.read(src, 65536)
+            data = posix.read(src, 65536)
         except OSError:  # EIO: the slave side is closed
             return
         if not data:
             return
         try:
             while data:
-                data = data[os.write(dst, data):]
+                data = data[posix.write(dst, data):]
         except OSError:
             return

@@ -12,14 +12,16 @@ from __future__ import annotations
 # own files (a Python under /root is out of reach of the mapped root): what setup
 # code loads lazily must be loaded before. mounts.py decodes mountinfo with it.
 import encodings.unicode_escape  # noqa: F401
-import os
+import posix
 
 from pyrunc.errors import PyruncError, context
-from pyrunc.process.protocol import Channel
-from pyrunc.spec.plan import Plan
+from pyrunc.linux import execute
 from pyrunc.syscalls import calls as sc
 
-_setgroups_allowed = True  # in the user namespace this process made (enter_new)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyrunc.process.protocol import Channel
+    from pyrunc.spec.plan import Plan
 
 
 def map_text(mappings: list[dict]) -> str:
@@ -33,13 +35,13 @@ def _self_map(mappings: list[dict], host_id: int) -> bool:
 
 def direct_write(uids: list[dict], gids: list[dict]) -> bool:
     """Whether we may write both maps ourselves (else newuidmap/newgidmap)."""
-    return os.geteuid() == 0 or (_self_map(uids, os.geteuid()) and _self_map(gids, os.getegid()))
+    return posix.geteuid() == 0 or (_self_map(uids, posix.geteuid()) and _self_map(gids, posix.getegid()))
 
 
 def write_maps(pid: int, uids: list[dict], gids: list[dict]) -> bool:
     """Write ``pid``'s maps; return whether setgroups(2) stays allowed in the namespace."""
     if direct_write(uids, gids):
-        allow = os.geteuid() == 0
+        allow = posix.geteuid() == 0
         if not allow:  # an unprivileged gid_map needs setgroups denied first (user_namespaces(7))
             _write(pid, "setgroups", "deny\n", "linux.gidMappings")
         _write(pid, "uid_map", map_text(uids), "linux.uidMappings")
@@ -53,14 +55,14 @@ def write_maps(pid: int, uids: list[dict], gids: list[dict]) -> bool:
 def _write(pid: int, name: str, text: str, field: str) -> None:
     path = f"/proc/{pid}/{name}"
     with context(field):
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC)
         try:
-            os.write(fd, text.encode())  # one write(2): the kernel takes a map only whole
+            posix.write(fd, text.encode())  # one write(2): the kernel takes a map only whole
         except OSError as exc:
             raise PyruncError(f"write {path}: the kernel refused {text.strip()!r}: "
-                              f"{os.strerror(exc.errno or 0)}") from None
+                              f"{posix.strerror(exc.errno or 0)}") from None
         finally:
-            os.close(fd)
+            posix.close(fd)
 
 
 def _helper(tool: str, pid: int, mappings: list[dict], field: str) -> None:
@@ -102,63 +104,43 @@ def enter_new(chan: Channel) -> None:
     # only while we are dumpable. Nothing of the container runs yet.
     sc.prctl(sc.PR_SET_DUMPABLE, 1)
     chan.send("userns")
-    global _setgroups_allowed
-    _setgroups_allowed = chan.recv("mapped")["setgroups"]
+    execute.setgroups_allowed = chan.recv("mapped")["setgroups"]
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
     _become_root()
 
 
 def _become_root() -> None:
     with context("linux.uidMappings: becoming root in the user namespace (is container id 0 mapped?)"):
-        os.setresgid(0, 0, 0)
-        os.setresuid(0, 0, 0)
-        if _groups_allowed():
-            os.setgroups([])
+        posix.setresgid(0, 0, 0)
+        posix.setresuid(0, 0, 0)
+        execute.setgroups([])
     sc.prctl(sc.PR_SET_DUMPABLE, 0)  # a credential change resets it
-
-
-def setgroups(groups: list[int]) -> None:
-    """setgroups(2), where the user namespace allows it: a single-id rootless
-    mapping denies it, and then only "no supplementary groups" can be honoured."""
-    if _groups_allowed():
-        os.setgroups(groups)
-    elif groups:
-        raise PyruncError("additionalGids: setgroups is denied in this user namespace (a single-id rootless "
-                          "mapping): map a gid range through /etc/subgid, or drop additionalGids")
-
-
-def _groups_allowed() -> bool:
-    try:
-        with open("/proc/self/setgroups") as f:
-            return f.read().strip() == "allow"
-    except OSError:  # no /proc in the container: what enter_new was told
-        return _setgroups_allowed
 
 
 def mapped_userns_fd(uids: list[dict], gids: list[dict]) -> int:
     """An fd of a new user namespace with these maps and no process left in it.
 
     A helper child unshares it and waits; we map it, open its ns/user, and let it go."""
-    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
-    done_r, done_w = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
+    ready_r, ready_w = posix.pipe2(posix.O_CLOEXEC)
+    done_r, done_w = posix.pipe2(posix.O_CLOEXEC)
+    pid = posix.fork()
     if pid == 0:
         try:
-            os.close(ready_r)
-            os.close(done_w)
+            posix.close(ready_r)
+            posix.close(done_w)
             sc.unshare(sc.CLONE_NEWUSER)
-            os.write(ready_w, b"1")
-            os.read(done_r, 1)  # EOF: the parent is done with us
+            posix.write(ready_w, b"1")
+            posix.read(done_r, 1)  # EOF: the parent is done with us
         finally:
-            os._exit(0)
+            posix._exit(0)
     for fd in (ready_w, done_r):
-        os.close(fd)
+        posix.close(fd)
     try:
-        if not os.read(ready_r, 1):
+        if not posix.read(ready_r, 1):
             raise PyruncError("unshare(CLONE_NEWUSER) failed in the helper process: user namespaces unavailable")
         write_maps(pid, uids, gids)
-        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        return posix.open(f"/proc/{pid}/ns/user", posix.O_RDONLY | posix.O_CLOEXEC)
     finally:
-        os.close(ready_r)
-        os.close(done_w)
-        os.waitpid(pid, 0)
+        posix.close(ready_r)
+        posix.close(done_w)
+        posix.waitpid(pid, 0)

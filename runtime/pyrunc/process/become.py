@@ -5,7 +5,7 @@ final user may do. Returns what execve needs; the caller execs when its barrier 
 """
 from __future__ import annotations
 
-import os
+import posix
 
 from pyrunc.linux import attrs, confine, execute, rlimits, sched
 
@@ -14,7 +14,7 @@ def become(process: dict, a, c: confine.Confinement, chan) -> tuple[str, list[st
     """``a``: the spec.procattrs.ProcAttrs of the process; returns (program path, env)."""
     env = execute.final_env(process)
     path = execute.find_executable(process["args"][0], env)
-    os.umask(process.get("user", {}).get("umask", 0o022))
+    posix.umask(process.get("user", {}).get("umask", 0o022))
     attrs.set_memory_policy(a.mempolicy)
     attrs.set_personality(a.personality)
     sched.set_scheduler(a.sched_attr)

@@ -24,24 +24,20 @@ from __future__ import annotations
 
 import errno
 import gc
-import os
-
-# _signal is the C module: `signal` would first build its enums (start-up time)
-import _signal as signal
+import posix
 
 from pyrunc import jsonio, log
 from pyrunc import state as st
 from pyrunc.errors import PyruncError, SyscallError, context
-from pyrunc.lifecycle import kill_quietly, reap
 from pyrunc.linux import attrs, confine, execute, sched
 from pyrunc.process.become import become
+from pyrunc.process.children import kill_quietly, reap
 from pyrunc.process.protocol import MAX_MSG, Channel, ProtocolError, fork_and_report_pid, report_and_exit
-from pyrunc.spec.plan import JOIN_ORDER, NAMESPACE_FLAGS
 from pyrunc.syscalls import calls as sc
+from pyrunc.syscalls.consts import JOIN_ORDER, NAMESPACE_FLAGS
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; exec is on the hot path
 if TYPE_CHECKING:
-    from _collections_abc import Callable  # collections.abc minus the ~1.5 ms collections import
     from typing import NoReturn
 
 _PROC_NS = {"network": "net", "mount": "mnt"}  # spec names -> /proc/<pid>/ns names
@@ -74,15 +70,15 @@ class Job:
         for ns in JOIN_ORDER:
             name = _PROC_NS.get(ns, ns)
             try:
-                theirs = os.stat(f"/proc/{pid}/ns/{name}")
-                ours = os.stat(f"/proc/self/ns/{name}")
+                theirs = posix.stat(f"/proc/{pid}/ns/{name}")
+                ours = posix.stat(f"/proc/self/ns/{name}")
             except FileNotFoundError:  # the kernel lacks this namespace type (or the init is gone)
                 continue
             if (theirs.st_dev, theirs.st_ino) != (ours.st_dev, ours.st_ino):
                 with context(f"/proc/{pid}/ns/{name}"):
-                    self.ns_fds.append((ns, os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)))
+                    self.ns_fds.append((ns, posix.open(f"/proc/{pid}/ns/{name}", posix.O_RDONLY | posix.O_CLOEXEC)))
         with context(f"/proc/{pid}/root"):
-            self.root_fd = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            self.root_fd = posix.open(f"/proc/{pid}/root", posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
         if not c.init_alive():
             raise PyruncError(f"container {c.id!r} stopped while exec started")
 
@@ -91,10 +87,10 @@ class Job:
 
     def close(self) -> None:
         for _, fd in self.ns_fds:
-            os.close(fd)
+            posix.close(fd)
         self.ns_fds = []
         if self.root_fd >= 0:
-            os.close(self.root_fd)
+            posix.close(self.root_fd)
             self.root_fd = -1
 
 
@@ -112,7 +108,7 @@ def spawn(job: Job, cgroup, state: dict) -> int:
                 parent_end.close()
                 _child(job, child_end, cgroup)
             finally:
-                os._exit(1)
+                posix._exit(1)
     finally:
         gc.enable()
         _leave_for_children(back)
@@ -150,17 +146,17 @@ def _enter_for_children(job: Job) -> list[tuple[str, int]]:
     keep, back = [], []
     for ns, fd in job.ns_fds:
         if ns in ("pid", "time"):
-            own = os.open(f"/proc/self/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
+            own = posix.open(f"/proc/self/ns/{ns}", posix.O_RDONLY | posix.O_CLOEXEC)
             try:
                 with context(f"setns {ns}"):
                     sc.setns(fd, NAMESPACE_FLAGS[ns], f"/proc/<init>/ns/{ns}")
             except SyscallError as exc:
-                os.close(own)
+                posix.close(own)
                 if exc.errno != errno.EPERM:
                     raise
             else:
                 back.append((ns, own))
-                os.close(fd)
+                posix.close(fd)
                 continue
         keep.append((ns, fd))
     job.ns_fds = keep
@@ -173,7 +169,7 @@ def _leave_for_children(back: list[tuple[str, int]]) -> None:
             with context(f"setns {ns} (back to ours)"):
                 sc.setns(fd, NAMESPACE_FLAGS[ns], f"/proc/self/ns/{ns}")
         finally:
-            os.close(fd)
+            posix.close(fd)
 
 
 def _await_exec(chan: Channel) -> None:
@@ -193,32 +189,6 @@ def _await_exec(chan: Channel) -> None:
     raise ProtocolError(f"expected execve from the exec'd process, got {msg.get('type')!r}")
 
 
-def block_signals() -> set[int]:
-    """Block every catchable signal; threads started afterwards (the pty relay) inherit it."""
-    sigs = set(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
-    signal.pthread_sigmask(signal.SIG_BLOCK, sigs)  # a blocked SIGCHLD stays pending, never ignored
-    return sigs
-
-
-def wait(pid: int, on_winch: Callable[[], None] | None = None) -> int:
-    """Relay every signal we receive to the process until it exits; return its status
-    (128+N when killed by signal N). Signals are blocked and taken with sigwaitinfo, so
-    none is lost between a check and a wait, and no Python handler runs."""
-    sigs = block_signals()
-    while True:
-        wpid, status = os.waitpid(pid, os.WNOHANG)
-        if wpid:
-            code = os.waitstatus_to_exitcode(status)
-            return code if code >= 0 else 128 - code
-        signo = signal.sigwaitinfo(sigs).si_signo
-        if signo == signal.SIGCHLD:
-            continue
-        if signo == signal.SIGWINCH and on_winch is not None:
-            on_winch()
-            continue
-        kill_quietly(pid, signo)
-
-
 # ---- child ------------------------------------------------------------------------------------
 
 def _child(job: Job, chan: Channel, cgroup) -> NoReturn:
@@ -235,8 +205,8 @@ def _child(job: Job, chan: Channel, cgroup) -> NoReturn:
         if job.needs_fork():
             fork_and_report_pid(chan)
         # setns(mnt) left us at that namespace's root; the init may be chroot'ed (--no-pivot)
-        os.fchdir(job.root_fd)
-        os.chroot(".")
+        posix.fchdir(job.root_fd)
+        posix.chroot(".")
         _finish(job, chan)
     except BaseException as exc:  # noqa: BLE001 - everything must reach the parent as data
         report_and_exit(chan, exc, "exec")
@@ -252,4 +222,4 @@ def _finish(job: Job, chan: Channel) -> NoReturn:
     chan.recv("go")  # in all of the container's cgroups now
     sc.close_range(3 + job.preserve_fds, flags=4)  # CLOSE_RANGE_CLOEXEC: our channel goes at execve
     confine.before_exec(c)  # seccomp: nothing but execve after it
-    os.execve(path, process["args"], execute.env_dict(env))
+    posix.execve(path, process["args"], execute.env_dict(env))

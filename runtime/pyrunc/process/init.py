@@ -6,11 +6,11 @@ and the child exits. Nothing here parses config: it carries out the Plan.
 """
 from __future__ import annotations
 
-import os
+import posix
 import select
 import sys
 
-from pyrunc import hooks, log
+from pyrunc import fs, hooks, log
 from pyrunc import unixsock as socket
 from pyrunc.errors import context
 from pyrunc.linux import attrs, confine, devices, execute, mounts, namespaces, net, rootfs, sysctl, terminal
@@ -46,7 +46,7 @@ def bootstrap(plan: Plan, chan: Channel, fifo_fd: int, cgroup) -> NoReturn:
         if namespaces.needs_fork(plan):
             fork_and_report_pid(chan)
         else:
-            chan.send("pid", pid=os.getpid())
+            chan.send("pid", pid=posix.getpid())
         init(plan, chan, fifo_fd, cgroup)
     except BaseException as exc:  # noqa: BLE001 - everything must reach the parent as data
         report_and_exit(chan, exc)
@@ -62,7 +62,7 @@ def init(plan: Plan, chan: Channel, fifo_fd: int, cgroup) -> NoReturn:
                       defaults=not devices.dev_is_bind(plan.mounts))
         if process.get("terminal"):
             terminal.setup(rootfd, plan.console_fd, process)
-        os.close(rootfd)
+        posix.close(rootfd)
     elif process.get("terminal"):
         terminal.setup(None, plan.console_fd, process)
     if plan.hostname is not None and plan.has_ns("uts"):
@@ -91,7 +91,7 @@ def init(plan: Plan, chan: Channel, fifo_fd: int, cgroup) -> NoReturn:
     sc.close_range(3 + plan.preserve_fds, flags=4)  # CLOSE_RANGE_CLOEXEC
     sys.stdout.flush()
     confine.before_exec(plan.confine)  # seccomp: nothing but execve after it
-    os.execve(path, process["args"], execute.env_dict(env))
+    posix.execve(path, process["args"], execute.env_dict(env))
 
 
 def _await_parent(chan: Channel, kind: str) -> None:
@@ -99,7 +99,7 @@ def _await_parent(chan: Channel, kind: str) -> None:
     try:
         chan.recv(kind)
     except ProtocolError:
-        os._exit(1)
+        posix._exit(1)
 
 
 def _join_keyring(cid: str) -> None:
@@ -117,7 +117,7 @@ def _wait_for_start(fifo_fd: int) -> None:
     while True:
         poller.poll()
         try:
-            if os.read(fifo_fd, 1):
+            if posix.read(fifo_fd, 1):
                 return
         except BlockingIOError:
             continue

@@ -29,7 +29,7 @@ the child end is close-on-exec, so EOF means execve succeeded.
 """
 from __future__ import annotations
 
-import os
+import posix
 
 from pyrunc import jsonio, log
 from pyrunc import unixsock as socket
@@ -85,7 +85,7 @@ class Channel:
                 raise ProtocolError(f"internal message {msg['type']!r} with {len(fds)} fds refused")
         except BaseException:
             for fd in fds:
-                os.close(fd)
+                posix.close(fd)
             raise
         return msg, fds
 
@@ -122,14 +122,14 @@ def fork_and_report_pid(chan: Channel) -> None:
     """Fork for a pid or time namespace entered before: the parent sends "pid" (the child's
     pid as the runtime sees it) and exits; the child returns. The child first waits for
     the parent's exit (EOF on a pipe), so "pid" always arrives before anything it sends."""
-    hold_r, hold_w = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
+    hold_r, hold_w = posix.pipe2(posix.O_CLOEXEC)
+    pid = posix.fork()
     if pid:
         chan.send("pid", pid=pid)
-        os._exit(0)
-    os.close(hold_w)
-    os.read(hold_r, 1)
-    os.close(hold_r)
+        posix._exit(0)
+    posix.close(hold_w)
+    posix.read(hold_r, 1)
+    posix.close(hold_r)
 
 
 def report_and_exit(chan: Channel, exc: BaseException, what: str = "container setup") -> NoReturn:
@@ -148,6 +148,6 @@ def report_and_exit(chan: Channel, exc: BaseException, what: str = "container se
         try:
             chan.send("error", msg=msg)
         except OSError:
-            os.write(2, f"pyrunc: {msg}\n".encode(errors="replace"))
+            posix.write(2, f"pyrunc: {msg}\n".encode(errors="replace"))
     finally:
-        os._exit(1)
+        posix._exit(1)

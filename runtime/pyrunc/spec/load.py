@@ -1,9 +1,9 @@
 """Read a bundle's config.json: pure file reading, never touches the kernel."""
 from __future__ import annotations
 
-import os
+import posix
 
-from pyrunc import jsonio
+from pyrunc import fs, jsonio
 from pyrunc.errors import BundleError, ConfigError
 
 
@@ -30,10 +30,10 @@ def read_json(path: str, what: str) -> object:
 
 def load_config(bundle: str) -> tuple[dict, str]:
     """Return (config, absolute bundle path) after schema validation."""
-    if not os.path.isdir(bundle):
+    if not fs.isdir(bundle):
         raise BundleError(f"bundle {bundle}: not a directory or does not exist")
-    bundle = os.path.abspath(bundle)
-    config = read_json(os.path.join(bundle, "config.json"), "config")
+    bundle = fs.abspath(bundle)
+    config = read_json(fs.join(bundle, "config.json"), "config")
     check_schema("config", config, "config.json")
     return config, bundle  # type: ignore[return-value]
 

@@ -1,9 +1,12 @@
 """linux.netDevices (runtime-spec 1.3): names and namespace checks, pure."""
 from __future__ import annotations
 
-from _collections_abc import Iterator  # collections.abc minus the ~1.5 ms collections import
 
 from pyrunc.spec.sysctl import is_host_netns
+
+TYPE_CHECKING = False  # collections.abc is imported by type checkers only (start-up time)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 Issue = tuple[str, str]
 IFNAMSIZ = 16

@@ -5,20 +5,13 @@ no JSON and validates nothing, it only carries the plan out.
 """
 from __future__ import annotations
 
-import os
+import posix
 
+from pyrunc import fs
 from pyrunc.errors import ConfigError
 from pyrunc.spec import mountopts, procattrs, userns
 from pyrunc.syscalls import consts as k
-
-NAMESPACE_FLAGS: dict[str, int] = {
-    "user": k.CLONE_NEWUSER, "cgroup": k.CLONE_NEWCGROUP, "ipc": k.CLONE_NEWIPC,
-    "uts": k.CLONE_NEWUTS, "network": k.CLONE_NEWNET, "pid": k.CLONE_NEWPID,
-    "mount": k.CLONE_NEWNS, "time": k.CLONE_NEWTIME,
-}
-# Joining order: the user namespace first (it grants the rights for the rest),
-# mount last (it changes what later paths resolve to).
-JOIN_ORDER = ("user", "cgroup", "ipc", "uts", "network", "pid", "time", "mount")
+from pyrunc.syscalls.consts import JOIN_ORDER, NAMESPACE_FLAGS
 
 
 class MountOp:
@@ -60,7 +53,7 @@ def build(config: dict, bundle: str, cid: str, *, no_pivot: bool = False, no_new
     p = Plan()
     p.id, p.bundle, p.config = cid, bundle, config
     root = config["root"]["path"]
-    p.rootfs = root if os.path.isabs(root) else os.path.join(bundle, root)
+    p.rootfs = root if root.startswith("/") else fs.join(bundle, root)
     p.readonly_root = bool(config["root"].get("readonly"))
     linux = config.get("linux", {})
     joins = {}
@@ -96,7 +89,7 @@ def _mount_op(i: int, m: dict, bundle: str) -> MountOp:
     if opts.flags & k.MS_BIND:
         if not src:
             raise ConfigError(f"mounts[{i}].source: a bind mount needs a source")
-        src = src if os.path.isabs(src) else os.path.join(bundle, src)
+        src = src if src.startswith("/") else fs.join(bundle, src)
         fstype = None
     dst = m["destination"]
     if not dst.startswith("/"):

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import resource
 import struct
-from _collections_abc import Iterator  # collections.abc minus the ~1.5 ms collections import
+
+TYPE_CHECKING = False  # collections.abc is imported by type checkers only (start-up time)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 Issue = tuple[str, str]
 

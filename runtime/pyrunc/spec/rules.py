@@ -1,11 +1,14 @@
 """Cross-field rules the schema cannot express. Pure: each check yields (json_path, message)."""
 from __future__ import annotations
 
-from _collections_abc import Callable, Iterator  # collections.abc minus the ~1.5 ms collections import
 
 from pyrunc import hooks
 from pyrunc.errors import ConfigError
 from pyrunc.spec import netdevices, procattrs, security, sysctl, unsupported, userns
+
+TYPE_CHECKING = False  # collections.abc is imported by type checkers only (start-up time)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 Issue = tuple[str, str]
 

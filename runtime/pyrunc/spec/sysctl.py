@@ -5,8 +5,13 @@ its own; anything else would change the host for every process on it.
 """
 from __future__ import annotations
 
-import os
-from _collections_abc import Iterator  # collections.abc minus the ~1.5 ms collections import
+import posix
+
+from pyrunc import fs
+
+TYPE_CHECKING = False  # collections.abc is imported by type checkers only (start-up time)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 Issue = tuple[str, str]
 
@@ -41,7 +46,7 @@ def _namespaces(config: dict) -> dict[str, str | None]:
 
 def is_host_netns(path: str) -> bool:
     try:
-        a, b = os.stat(path), os.stat("/proc/self/ns/net")
+        a, b = posix.stat(path), posix.stat("/proc/self/ns/net")
     except OSError:
         return False  # a missing path is reported when the namespace is joined
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)

@@ -1,7 +1,10 @@
 """Rules for user-namespace mappings and idmapped mounts. Pure: each check yields (json_path, message)."""
 from __future__ import annotations
 
-from _collections_abc import Iterator  # collections.abc minus the ~1.5 ms collections import
+TYPE_CHECKING = False  # collections.abc is imported by type checkers only (start-up time)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 
 Issue = tuple[str, str]
 

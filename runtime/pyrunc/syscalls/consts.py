@@ -1,5 +1,5 @@
 """Kernel constants used by pyrunc (pure data: importing this loads no native code)."""
-import os
+import posix
 
 # clone(2) / unshare(2) / setns(2) namespace flags
 CLONE_NEWTIME = 0x00000080
@@ -10,6 +10,15 @@ CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
+# the spec's namespace type names
+NAMESPACE_FLAGS: dict[str, int] = {
+    "user": CLONE_NEWUSER, "cgroup": CLONE_NEWCGROUP, "ipc": CLONE_NEWIPC,
+    "uts": CLONE_NEWUTS, "network": CLONE_NEWNET, "pid": CLONE_NEWPID,
+    "mount": CLONE_NEWNS, "time": CLONE_NEWTIME,
+}
+# Joining order: the user namespace first (it grants the rights for the rest),
+# mount last (it changes what later paths resolve to).
+JOIN_ORDER = ("user", "cgroup", "ipc", "uts", "network", "pid", "time", "mount")
 
 # mount(2) flags
 MS_RDONLY = 0x1
@@ -58,7 +67,7 @@ MOUNT_ATTR_NOSYMFOLLOW = 0x200000
 AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
 OPEN_TREE_CLONE = 1
-OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+OPEN_TREE_CLOEXEC = posix.O_CLOEXEC
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
 FSOPEN_CLOEXEC = 0x1
 FSCONFIG_CMD_CREATE = 6

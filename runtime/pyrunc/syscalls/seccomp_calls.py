@@ -5,7 +5,7 @@ raw syscall through errno; both surface as SyscallError naming the call.
 """
 from __future__ import annotations
 
-import os
+import posix
 
 from pyrunc.errors import SyscallError
 from pyrunc.syscalls._seccomp import ffi, lib
@@ -43,13 +43,13 @@ class Filter:
 
     def export_bpf(self) -> bytes:
         """The compiled program: an array of struct sock_filter (8 bytes each)."""
-        fd = os.memfd_create("pyrunc-seccomp", os.MFD_CLOEXEC)
+        fd = posix.memfd_create("pyrunc-seccomp", posix.MFD_CLOEXEC)
         try:
             _check("seccomp_export_bpf", lib.seccomp_export_bpf(self._ctx, fd))
-            size = os.lseek(fd, 0, os.SEEK_CUR)
-            return os.pread(fd, size, 0)
+            size = posix.lseek(fd, 0, 1)  # 1: SEEK_CUR
+            return posix.pread(fd, size, 0)
         finally:
-            os.close(fd)
+            posix.close(fd)
 
     def close(self) -> None:
         if self._ctx != ffi.NULL:
