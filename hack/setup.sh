@@ -50,8 +50,8 @@ import sys
 sys.path[:0] = ["$here/runtime", "$site_dir"]
 from pyrunc import codecache
 codecache.install("$here/.venv/pyrunc.code")
-from pyrunc.cli import main
-sys.exit(main())
+from pyrunc.cli import entry
+entry()
 LAUNCHER
 chmod 755 "$here/.venv/bin/pyrunc.tmp"
 mv -f "$here/.venv/bin/pyrunc.tmp" "$here/.venv/bin/pyrunc"

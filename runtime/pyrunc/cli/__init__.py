@@ -77,6 +77,19 @@ def _split_global(argv: list[str]) -> tuple[list[str], str | None, list[str]]:
     return argv[:i], argv[i], argv[i + 1:]
 
 
+def entry() -> None:
+    """The launchers' entry point: main(), then exit without the interpreter's teardown,
+    which frees every module and object one by one (~1.5 ms, a sixth of `state`). Only
+    sys.stdout and sys.stderr buffer anything (the log is written unbuffered)."""
+    status = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # e.g. stdout is a pipe closed early (`pyrunc list | head -1`)
+        status = status or 1
+    posix._exit(status)
+
+
 def main(argv: list[str] | None = None) -> int:
     # Each command is short-lived and makes no reference cycles worth collecting;
     # the collector would only run during imports (a few ms).

@@ -47,7 +47,6 @@ def main(cmd: str, g, argv: list[str]) -> int:
 
 def _create(g, cid: str, opts: dict, detach: bool) -> tuple[st.Container, int | None]:
     """The container, and the pty master when this foreground run relays the terminal itself."""
-    from pyrunc.linux.terminal import HostConsole
     from pyrunc.rootless import preflight
     from pyrunc.spec.load import load_config
     from pyrunc.spec.plan import build
@@ -56,16 +55,20 @@ def _create(g, cid: str, opts: dict, detach: bool) -> tuple[st.Container, int | 
         raise UsageError("--pidfd-socket is not supported yet")  # refused, never silently ignored
     config, bundle = load_config(opts["bundle"])
     preserve = opts["preserve_fds"] + _listen_fds(config)
-    console = HostConsole(bool(config.get("process", {}).get("terminal")), opts["console_socket"], detach)
+    terminal = bool(config.get("process", {}).get("terminal"))
+    console = None
+    if terminal or opts["console_socket"]:  # terminal.py (and termios) only for those who need it
+        from pyrunc.linux.terminal import HostConsole
+        console = HostConsole(terminal, opts["console_socket"], detach)
     plan = build(config, bundle, cid, no_pivot=opts["no_pivot"], no_new_keyring=opts["no_new_keyring"],
                  preserve_fds=preserve)
-    plan.console_fd = console.child_fd()
+    plan.console_fd = console.child_fd() if console is not None else None
     if not fs.isdir(plan.rootfs):
         raise BundleError(f"root.path {plan.rootfs}: not a directory or does not exist")
     rootless = preflight(plan, g.rootless)
     c = lifecycle.create(g.root, plan, pid_file=opts["pid_file"], systemd_cgroup=g.systemd_cgroup,
                          rootless=rootless)
-    return c, console.created()
+    return c, console.created() if console is not None else None
 
 
 def _listen_fds(config: dict) -> int:

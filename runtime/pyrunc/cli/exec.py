@@ -6,7 +6,6 @@ it from the exit status of the process itself.
 from __future__ import annotations
 
 import posix
-import sys
 
 from pyrunc import fs
 from pyrunc import state as st
@@ -40,10 +39,7 @@ def main(cmd: str, g, argv: list[str]) -> int:
     except PyruncError as exc:
         exc.exit_code = 255
         raise
-    # Nothing is left to clean up: skip the interpreter's teardown (milliseconds of exec's budget).
-    sys.stdout.flush()
-    sys.stderr.flush()
-    posix._exit(status)
+    return status
 
 
 def _exec(g, cid: str, args: list[str], opts: dict) -> int:

@@ -13,7 +13,7 @@ import sys
 from pyrunc import fs, hooks, log
 from pyrunc import unixsock as socket
 from pyrunc.errors import context
-from pyrunc.linux import attrs, confine, devices, execute, mounts, namespaces, net, rootfs, sysctl, terminal
+from pyrunc.linux import attrs, confine, devices, execute, mounts, namespaces, net, rootfs, sysctl
 from pyrunc.linux import idmap, userns
 from pyrunc.process.become import become
 from pyrunc.process.protocol import Channel, ProtocolError, fork_and_report_pid, report_and_exit
@@ -28,8 +28,12 @@ if TYPE_CHECKING:
 def bootstrap(plan: Plan, chan: Channel, fifo_fd: int, cgroup) -> NoReturn:
     """First child: enter namespaces, fork the init if a pid/time namespace needs it."""
     try:
-        if log.debugging():  # imported now for report_and_exit: after pivot_root our modules are out of reach
+        # Imported now, what only some configs need: after pivot_root (or in a new
+        # user namespace) the host's files, our modules among them, are out of reach.
+        if log.debugging():  # for report_and_exit
             import traceback  # noqa: F401
+        if plan.process.get("terminal"):
+            from pyrunc.linux import terminal  # noqa: F401
         # Non-dumpable before touching container namespaces: a container process
         # must not be able to open our /proc/<pid>/{exe,fd,mem} or ptrace us.
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
@@ -61,9 +65,11 @@ def init(plan: Plan, chan: Channel, fifo_fd: int, cgroup) -> NoReturn:
         devices.setup(rootfd, plan.config.get("linux", {}).get("devices", []),
                       defaults=not devices.dev_is_bind(plan.mounts))
         if process.get("terminal"):
+            from pyrunc.linux import terminal  # imported by bootstrap
             terminal.setup(rootfd, plan.console_fd, process)
         posix.close(rootfd)
     elif process.get("terminal"):
+        from pyrunc.linux import terminal  # imported by bootstrap
         terminal.setup(None, plan.console_fd, process)
     if plan.hostname is not None and plan.has_ns("uts"):
         socket.sethostname(plan.hostname)
