@@ -90,7 +90,7 @@ def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup
 
 
 def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: Undo) -> int:
-    from pyrunc.linux import confine
+    from pyrunc.linux import confine, namespaces
     from pyrunc.process import init as child
     from pyrunc.process.protocol import Channel
     from pyrunc.syscalls import calls as sc
@@ -102,12 +102,13 @@ def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: Undo) -> int:
     parent_end, child_end = Channel.pair()
     gc_was_on = gc.isenabled()
     gc.disable()  # no collector run in the child between fork and exec
-    pid, placed = cg.fork_into()  # born in the cgroup2 directory where the kernel lets us
+    # born in the cgroup2 directory, and in a new pid namespace, where the kernel lets us
+    pid, placed, born = cg.fork_into(namespaces.born_in(plan))
     if pid == 0:
         try:
             parent_end.close()
             posix.close(c.dir_fd)  # the child must not hold the state lock
-            child.bootstrap(plan, child_end, fifo_fd, cg)
+            child.bootstrap(plan, child_end, fifo_fd, cg, born)
         finally:
             posix._exit(1)
     if gc_was_on:
@@ -123,7 +124,7 @@ def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: Undo) -> int:
         if plan.new_ns & sc.CLONE_NEWUSER:
             _userns().handshake_parent(parent_end, pid, plan.config["linux"]["uidMappings"],
                                        plan.config["linux"]["gidMappings"])
-        init_pid = parent_end.recv("pid")["pid"]
+        init_pid = parent_end.recv("pid")["pid"] or pid
         if init_pid != pid:
             undo.callback(reap, init_pid)
         undo.callback(kill_quietly, init_pid)

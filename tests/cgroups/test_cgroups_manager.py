@@ -201,7 +201,7 @@ def test_fork_into_and_join(mgr):
     """The child is born in the cgroup2 directory (clone3) and joins v1 itself via tasks."""
     ready_r, ready_w = os.pipe()
     done_r, done_w = os.pipe()
-    pid, placed = mgr.fork_into()
+    pid, placed, _ = mgr.fork_into()
     if pid == 0:
         try:
             mgr.join(v1=True)
@@ -213,6 +213,31 @@ def test_fork_into_and_join(mgr):
         assert os.read(ready_r, 1) == b"x"
         if not placed:
             mgr.join(v1=False, pid=pid)
+        for d in mgr.dirs.values():
+            assert str(pid) in open(os.path.join(d, "cgroup.procs")).read().split(), d
+    finally:
+        os.write(done_w, b"y")
+        os.waitpid(pid, 0)
+        for fd in (ready_r, ready_w, done_r, done_w):
+            os.close(fd)
+
+
+def test_fork_into_new_pid_namespace(mgr):
+    """clone3 with CLONE_NEWPID: the child is pid 1 of a namespace of its own, in the cgroup."""
+    ready_r, ready_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid, placed, born = mgr.fork_into(0x20000000)  # CLONE_NEWPID
+    if pid == 0:
+        try:
+            mgr.join(v1=True)
+            os.write(ready_w, str(os.getpid()).encode())
+            os.read(done_r, 1)
+        finally:
+            os._exit(0)
+    try:
+        assert born == 0x20000000 and placed
+        assert os.read(ready_r, 16) == b"1"
+        assert os.stat(f"/proc/{pid}/ns/pid").st_ino != os.stat("/proc/self/ns/pid").st_ino
         for d in mgr.dirs.values():
             assert str(pid) in open(os.path.join(d, "cgroup.procs")).read().split(), d
     finally:

@@ -97,25 +97,26 @@ class CgroupManager:
                     continue
                 raise
 
-    def fork_into(self) -> tuple[int, bool]:
-        """posix.fork(), the child born in our cgroup2 directory when the kernel lets us
-        (clone3 CLONE_INTO_CGROUP, 5.7+): then nobody writes cgroup.procs, whose global
-        lock waits for an RCU grace period (5-15 ms here). Returns (pid, placed in cgroup2)."""
+    def fork_into(self, ns_flags: int = 0) -> tuple[int, bool, int]:
+        """posix.fork(), the child born in our cgroup2 directory and in new namespaces
+        ``ns_flags`` when the kernel lets us (clone3, 5.7+). Born there, nobody writes
+        cgroup.procs, whose global lock waits for an RCU grace period (5-15 ms here).
+        Returns (pid, placed in cgroup2, the namespace flags the child was born with)."""
         from pyrunc.syscalls import calls as sc
 
         d = self.unified
-        if d is None:
-            return posix.fork(), True  # no cgroup2 hierarchy: nothing to place
-        fd = posix.open(d, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
+        fd = -1 if d is None else posix.open(d, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         try:
-            return sc.fork_into_cgroup(fd), True
+            return sc.clone3(fd, ns_flags), True, ns_flags
         except SyscallError as exc:
             if exc.errno not in (errno.ENOSYS, errno.EINVAL, errno.E2BIG, errno.EPERM, errno.EACCES,
                                  errno.EBUSY, errno.EOPNOTSUPP):
                 raise
-            return posix.fork(), False  # old kernel or no right to: join(v1=False, pid) after
+            # old kernel or no right to: join(v1=False, pid) after, the child unshares itself
+            return posix.fork(), d is None, 0
         finally:
-            posix.close(fd)
+            if fd >= 0:
+                posix.close(fd)
 
     def join(self, *, v1: bool, pid: int = 0) -> None:
         """Put ``pid`` (0: the caller) in the v1 hierarchies, or in the cgroup2 one.

@@ -23,6 +23,11 @@ def wanted(op: MountOp, entry: dict) -> bool:
     return bool(entry.get("uidMappings") or op.opts.extra & set(IDMAP_OPTIONS))
 
 
+def any_wanted(plan: Plan) -> bool:
+    entries = plan.config.get("mounts", [])
+    return any(wanted(op, entries[op.index]) for op in plan.mounts)
+
+
 def prepare(plan: Plan) -> None:
     entries = plan.config.get("mounts", [])
     linux = plan.config.get("linux", {})

@@ -102,7 +102,7 @@ def spawn(job: Job, cgroup, state: dict) -> int:
     back = _enter_for_children(job)
     gc.disable()  # no collector run in the child between fork and exec
     try:
-        pid, placed = cgroup.fork_into()
+        pid, placed, _ = cgroup.fork_into()
         if pid == 0:
             try:
                 parent_end.close()

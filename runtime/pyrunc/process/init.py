@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from typing import NoReturn
 
 
-def bootstrap(plan: Plan, chan: Channel, fifo_fd: int, cgroup) -> NoReturn:
-    """First child: enter namespaces, fork the init if a pid/time namespace needs it."""
+def bootstrap(plan: Plan, chan: Channel, fifo_fd: int, cgroup, born: int) -> NoReturn:
+    """First child, born in the new namespaces ``born``: enter the others, fork the init
+    if a pid/time namespace entered now needs it."""
     try:
         # Imported now, what only some configs need: after pivot_root (or in a new
         # user namespace) the host's files, our modules among them, are out of reach.
@@ -43,14 +44,14 @@ def bootstrap(plan: Plan, chan: Channel, fifo_fd: int, cgroup) -> NoReturn:
         idmap.prepare(plan)  # while still root in the host's namespaces
         namespaces.join(plan)
         userns.enter(plan, chan)
-        namespaces.unshare(plan)
+        namespaces.unshare(plan, born)
         offsets = plan.config.get("linux", {}).get("timeOffsets")
         if offsets:
             namespaces.write_time_offsets(offsets)
-        if namespaces.needs_fork(plan):
+        if namespaces.needs_fork(plan, born):
             fork_and_report_pid(chan)
         else:
-            chan.send("pid", pid=posix.getpid())
+            chan.send("pid", pid=0)  # the init is this process, whose host pid the parent has
         init(plan, chan, fifo_fd, cgroup)
     except BaseException as exc:  # noqa: BLE001 - everything must reach the parent as data
         report_and_exit(chan, exc)

@@ -10,7 +10,8 @@ expected when anything else arrives, and EOF means every child end is closed
     child  -> parent userns   -                    the first child unshared a new user namespace (alone)
     parent -> child  mapped   setgroups            its uid/gid maps are written; setgroups: still allowed
                                                    (linux/userns.py; only with a new user namespace)
-    child  -> parent pid      pid                  the init's pid (after the pid-namespace fork)
+    child  -> parent pid      pid                  the init's pid (after the pid-namespace fork), 0 when
+                                                   the child is the init itself
     child  -> parent hooks    -                    mounts done, before pivot_root: run prestart/createRuntime
                                                    (hooks.py; only with those, startContainer or poststart)
     parent -> child  hooks-done [fd]               they passed; the fd (with startContainer/poststart only)

@@ -33,7 +33,7 @@ ffi.cdef(
     long pr_keyctl_join(const char *name);
     long pr_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);
     int pr_bpf(int cmd, void *attr, unsigned int size);
-    long pr_fork_into_cgroup(int cgroup_fd);
+    long pr_clone3(int cgroup_fd, uint64_t ns_flags);
     long pr_fstatfs_type(int fd);
     """
 )
@@ -115,24 +115,28 @@ ffi.set_source(
     static long pr_set_mempolicy(int mode, const unsigned long *mask, unsigned long maxnode)
     { return syscall(SYS_set_mempolicy, mode, mask, maxnode); }
     static int pr_bpf(int cmd, void *attr, unsigned int size) { return syscall(SYS_bpf, cmd, attr, size); }
-    /* os.fork(), but born in the cgroup2 directory cgroup_fd (clone3 CLONE_INTO_CGROUP): no
-       cgroup.procs write, whose global lock waits for an RCU grace period. CPython's own fork
-       hooks run around it, with the GIL (cffi released it for the call). */
+    /* os.fork(), but born in the cgroup2 directory cgroup_fd when it is >= 0 (clone3
+       CLONE_INTO_CGROUP: no cgroup.procs write, whose global lock waits for an RCU grace
+       period) and in the new namespaces ns_flags (CLONE_NEW*). CPython's own fork hooks
+       run around it, with the GIL (cffi released it for the call). */
     /* Stable ABI since 3.7, but the limited-API headers cffi uses only declare them for a versioned Py_LIMITED_API. */
     void PyOS_BeforeFork(void);
     void PyOS_AfterFork_Parent(void);
     void PyOS_AfterFork_Child(void);
     struct pr_clone_args { uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack,
                            stack_size, tls, set_tid, set_tid_size, cgroup; };
-    static long pr_fork_into_cgroup(int cgroup_fd)
+    static long pr_clone3(int cgroup_fd, uint64_t ns_flags)
     {
         struct pr_clone_args a = {0};
         long pid;
         int err;
         PyGILState_STATE g = PyGILState_Ensure();
-        a.flags = 0x200000000ULL; /* CLONE_INTO_CGROUP */
+        a.flags = ns_flags;
+        if (cgroup_fd >= 0) {
+            a.flags |= 0x200000000ULL; /* CLONE_INTO_CGROUP */
+            a.cgroup = (uint64_t)cgroup_fd;
+        }
         a.exit_signal = 17;       /* SIGCHLD */
-        a.cgroup = (uint64_t)cgroup_fd;
         PyOS_BeforeFork();
         pid = syscall(435 /* SYS_clone3 */, &a, sizeof a);
         err = errno;

@@ -142,10 +142,10 @@ def set_mempolicy(mode: int, nodes: list[int]) -> None:
     _call("set_mempolicy", lambda: lib.pr_set_mempolicy(mode, mask if nodes else ffi.NULL, maxnode))
 
 
-def fork_into_cgroup(cgroup_fd: int) -> int:
-    """posix.fork(), with the child born in the cgroup2 directory ``cgroup_fd`` (clone3
-    CLONE_INTO_CGROUP): no cgroup.procs write, so no wait for an RCU grace period."""
-    return _call("clone3", lambda: lib.pr_fork_into_cgroup(cgroup_fd))
+def clone3(cgroup_fd: int = -1, ns_flags: int = 0) -> int:
+    """posix.fork(), with the child born in the cgroup2 directory ``cgroup_fd`` (CLONE_INTO_CGROUP:
+    no cgroup.procs write, so no wait for an RCU grace period) and in new namespaces ``ns_flags``."""
+    return _call("clone3", lambda: lib.pr_clone3(cgroup_fd, ns_flags))
 
 
 def bpf(cmd: int, attr: bytearray) -> int:
