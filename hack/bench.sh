@@ -15,7 +15,7 @@ mkdir -p "$out"
 # cgroup path from the id, and must not share one.
 cleanup() {
   for rt in "$pyrunc" "$runc"; do
-    for id in bench-run bench-csd bench-state; do
+    for id in bench-run bench-csd bench-create bench-state; do
       "$rt" --root "$work/root-$(basename "$rt")" delete -f "$id-$(basename "$rt")" >/dev/null 2>&1 || true
     done
   done
@@ -39,6 +39,12 @@ bench() {  # bench NAME ARGS...: one hyperfine run with both runtimes
   hyperfine -N --warmup 3 --runs "$runs" --export-json "$out/$name.json" \
     -n pyrunc "$(cmd "$pyrunc" "$@")" -n runc "$(cmd "$runc" "$@")" >/dev/null
 }
+bench_prepared() {  # bench_prepared NAME "PREPARE ARGS" ARGS...: each run after the runtime's PREPARE
+  local name=$1 prep=$2; shift 2
+  hyperfine -N --warmup 3 --runs "$runs" --export-json "$out/$name.json" \
+    --prepare "$(cmd "$pyrunc" $prep)" -n pyrunc "$(cmd "$pyrunc" "$@")" \
+    --prepare "$(cmd "$runc" $prep)" -n runc "$(cmd "$runc" "$@")" >/dev/null
+}
 bench_sh() {  # bench_sh NAME SCRIPT: the same for a script; @RT@ is the runtime command
   local name=$1 script=$2 p r
   p=${script//@RT@/$(cmd "$pyrunc")}; p=${p//@ID@/-pyrunc}
@@ -48,6 +54,8 @@ bench_sh() {  # bench_sh NAME SCRIPT: the same for a script; @RT@ is the runtime
 }
 bench run run -b "$work/bundle" bench-run@ID@
 bench_sh create-start-delete "@RT@ create -b $work/bundle bench-csd@ID@ && @RT@ start bench-csd@ID@ && @RT@ delete -f bench-csd@ID@"
+# create alone: the container work, without the two extra interpreter start-ups of start and delete
+bench_prepared create "delete -f bench-create@ID@" create -b "$work/bundle" bench-create@ID@
 bench state state bench-state@ID@
 bench exec exec bench-state@ID@ true  # into the running sleeper
 
