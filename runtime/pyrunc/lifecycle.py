@@ -13,7 +13,7 @@ import time
 # _signal is the C module: `signal` would first build its enums (~2 ms of start-up)
 from _signal import SIGKILL
 
-from pyrunc import fs, hooks
+from pyrunc import fs
 from pyrunc import state as st
 from pyrunc.errors import InvalidStatus, PyruncError, context
 from pyrunc.process.children import kill_quietly, reap
@@ -50,6 +50,7 @@ def _now() -> str:
 def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup: bool = False,
            rootless: bool = False) -> st.Container:
     """Set the container up to the exec.fifo barrier; return its (locked) state."""
+    from pyrunc import hooks
     from pyrunc.cgroups import open_manager
     from pyrunc.cgroups.delegate import delegate
     from pyrunc.cgroups.delegate import owner as delegation_owner
@@ -90,6 +91,7 @@ def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup
 
 
 def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: Undo) -> int:
+    from pyrunc import hooks
     from pyrunc.linux import confine, namespaces
     from pyrunc.process import init as child
     from pyrunc.process.protocol import Channel
@@ -190,12 +192,15 @@ def start(c: st.Container) -> None:
         fd = posix.open(st.FIFO, posix.O_WRONLY | posix.O_NONBLOCK | posix.O_CLOEXEC, dir_fd=c.dir_fd)
     except OSError as exc:  # ENXIO: nobody reads the fifo, the init is gone
         raise PyruncError(f"start {c.id}: container init is not waiting: {exc.strerror}") from None
-    sync_fd = hooks.before_start(c)
+    hooks = _later_hooks(c)
+    sync_fd = hooks.before_start(c) if hooks else None
     try:
         posix.write(fd, b"0")
     finally:
         posix.close(fd)
     posix.unlink(st.FIFO, dir_fd=c.dir_fd)
+    if hooks is None:
+        return
     try:
         hooks.after_start(c, sync_fd)  # startContainer's outcome, then poststart
     except hooks.HookError:
@@ -237,4 +242,16 @@ def delete(c: st.Container, force: bool = False) -> None:
     if c.data.get("cgroup"):
         c.cgroup().destroy()
     c.remove()
-    hooks.after_delete(c)  # poststop
+    hooks = _later_hooks(c)
+    if hooks is not None:
+        hooks.after_delete(c)  # poststop
+
+
+def _later_hooks(c: st.Container):
+    """hooks.py, for a container that has startContainer, poststart or poststop hooks
+    (state.json keeps them); start, kill and delete of the others skip importing it."""
+    if not c.data.get("hooks"):
+        return None
+    from pyrunc import hooks
+
+    return hooks
