@@ -2,6 +2,7 @@
 plus real directories for the helpers that ask the kernel)."""
 import os
 import posixpath
+import subprocess
 
 import pytest
 
@@ -55,3 +56,22 @@ def test_environment(monkeypatch):
     assert fs.getenv("PYRUNC_FS_TEST") == "v=1" and fs.getenv("PYRUNC_FS_UNSET") is None
     assert fs.environ()["PYRUNC_FS_TEST"] == "v=1"
     assert fs.exec_path() == os.get_exec_path()
+
+
+def test_unescape_mountinfo():
+    assert fs.unescape_mountinfo("/a\\040b\\011c\\012d\\134e") == "/a b\tc\nd\\e"
+    assert fs.unescape_mountinfo("/plain/ü") == "/plain/ü"  # UTF-8 names are not escaped: left alone
+    assert fs.unescape_mountinfo("/x\\0401") == "/x 1"  # exactly three octal digits
+
+
+def test_unescape_mountinfo_reads_a_real_mount(tmp_path):
+    """A tmpfs mounted on a directory whose name needs escaping, read back from mountinfo."""
+    target = tmp_path / "with space\tand tab"
+    target.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "none", str(target)], check=True)
+    try:
+        with open("/proc/self/mountinfo") as f:
+            points = [fs.unescape_mountinfo(line.split()[4]) for line in f]
+        assert str(target) in points
+    finally:
+        subprocess.run(["umount", str(target)], check=True)

@@ -24,8 +24,7 @@ import sys
 
 # The modules outside pyrunc that its commands import; a name missing here is only
 # slower to import. Packages' parents come first.
-STDLIB = ("__future__", "struct", "_json", "resource", "termios", "select", "fcntl",
-          "encodings.unicode_escape", "_cffi_backend")
+STDLIB = ("__future__", "struct", "_json", "resource", "termios", "select", "fcntl", "_cffi_backend")
 _HEADER = 8  # little-endian length of the marshalled index that follows
 
 # name -> (path, is package, mtime_ns, size, offset of the code or -1 for an extension module, length)

@@ -71,6 +71,13 @@ def realpath(path: str) -> str:
         posix.close(fd)
 
 
+def unescape_mountinfo(field: str) -> str:
+    """A path field of /proc/<pid>/mountinfo: the kernel writes space, tab, newline and
+    backslash as a backslash and three octal digits."""
+    head, *rest = field.split("\\")
+    return head + "".join(chr(int(p[:3], 8)) + p[3:] for p in rest)
+
+
 def exists(path: str) -> bool:
     try:
         posix.stat(path)

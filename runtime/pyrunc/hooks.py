@@ -25,11 +25,6 @@ from _signal import SIGKILL, SIGPIPE, SIGXFSZ
 from pyrunc import fs, jsonio, log
 from pyrunc.errors import PyruncError
 
-TYPE_CHECKING = False  # collections.abc is imported by type checkers only (start-up time)
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 _OUTPUT_LIMIT = 4096  # bytes of a failed hook's output kept for the error message
 
 
@@ -44,15 +39,6 @@ def of(config: dict, kind: str) -> list[dict]:
 def saved(config: dict) -> dict:
     """The hooks later commands run (start, delete): kept in state.json."""
     return {k: of(config, k) for k in ("startContainer", "poststart", "poststop") if of(config, k)}
-
-
-def check(config: dict) -> Iterator[tuple[str, str]]:
-    """spec/rules.py check: path MUST be absolute (config.md); timeout > 0 is the schema's."""
-    for kind in KINDS:
-        for i, hook in enumerate(of(config, kind)):
-            path = hook.get("path", "")
-            if not path.startswith("/"):
-                yield f"hooks.{kind}[{i}].path", f"{path!r} is not an absolute path"
 
 
 def run(kind: str, hooks: list[dict], state: dict) -> None:

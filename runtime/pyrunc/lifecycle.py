@@ -50,7 +50,6 @@ def _now() -> str:
 def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup: bool = False,
            rootless: bool = False) -> st.Container:
     """Set the container up to the exec.fifo barrier; return its (locked) state."""
-    from pyrunc import hooks
     from pyrunc.cgroups import open_manager
     from pyrunc.cgroups.delegate import delegate
     from pyrunc.cgroups.delegate import owner as delegation_owner
@@ -64,7 +63,9 @@ def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup
     with Undo() as undo:
         c = st.create_dir(root, plan.id, data)
         undo.callback(c.remove)
-        hooks.on_create(undo, c, plan.config)
+        hooks = _config_hooks(plan)
+        if hooks is not None:
+            hooks.on_create(undo, c, plan.config)
         _save_config(c, plan.config)
         cg = open_manager(linux.get("cgroupsPath"), plan.id, systemd=systemd_cgroup, rootless=rootless)
         validate_resources(linux.get("resources") or {})  # before any process exists; written in _spawn
@@ -91,7 +92,6 @@ def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup
 
 
 def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: Undo) -> int:
-    from pyrunc import hooks
     from pyrunc.linux import confine, namespaces
     from pyrunc.process import init as child
     from pyrunc.process.protocol import Channel
@@ -133,7 +133,9 @@ def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: Undo) -> int:
         # Limits go on once the init exists (as runc does at its "ready"): with
         # pids.limit 0 our own pid-namespace fork inside the cgroup would fail.
         cg.set_resources(plan.config.get("linux", {}).get("resources") or {})
-        hooks.create_runtime(parent_end, plan, c, init_pid)  # prestart, createRuntime
+        hooks = _config_hooks(plan)
+        if hooks is not None:
+            hooks.create_runtime(parent_end, plan, c, init_pid)  # prestart, createRuntime
         if plan.config.get("linux", {}).get("netDevices"):
             _netdev().attach(plan.config["linux"]["netDevices"], init_pid, undo)
             parent_end.send("netdevices-done")
@@ -245,6 +247,15 @@ def delete(c: st.Container, force: bool = False) -> None:
     hooks = _later_hooks(c)
     if hooks is not None:
         hooks.after_delete(c)  # poststop
+
+
+def _config_hooks(plan: Plan):
+    """hooks.py, for a config that has hooks; the others never import it."""
+    if not plan.config.get("hooks"):
+        return None
+    from pyrunc import hooks
+
+    return hooks
 
 
 def _later_hooks(c: st.Container):

@@ -5,9 +5,7 @@ program are pulled in by the calls that need them.
 """
 from __future__ import annotations
 
-import posix
-
-from pyrunc import fs
+from .. import fs
 from ..errors import ConfigError
 
 TYPE_CHECKING = False  # typing costs ~3 ms of start-up

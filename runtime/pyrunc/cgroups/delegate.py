@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import posix
 
-from pyrunc import fs
+from .. import fs
 from ..errors import SyscallError
 
 DELEGATE_LIST = "/sys/kernel/cgroup/delegate"

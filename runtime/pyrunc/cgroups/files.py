@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import posix
 
-from pyrunc import fs
+from .. import fs
 from ..errors import PyruncError, SyscallError
 
 

@@ -24,13 +24,6 @@ class Layout:
         self.mode, self.v1, self.unified = mode, v1, unified
 
 
-def _unescape(s: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \ooo
-    if "\\" not in s:
-        return s
-    return s.encode().decode("unicode_escape")
-
-
 def detect(mountinfo: str = "/proc/self/mountinfo") -> Layout:
     with open(mountinfo) as f:
         lines = f.read().splitlines()
@@ -42,7 +35,7 @@ def detect(mountinfo: str = "/proc/self/mountinfo") -> Layout:
         if fstype not in ("cgroup", "cgroup2"):
             continue
         fields = left.split(" ")
-        root, mnt = _unescape(fields[3]), _unescape(fields[4])
+        root, mnt = fs.unescape_mountinfo(fields[3]), fs.unescape_mountinfo(fields[4])
         if fstype == "cgroup2":
             # several mounts of the same tree: prefer the one showing its root
             if unified is None or (root == "/" and unified[1] != "/"):

@@ -9,7 +9,7 @@ import errno
 import posix
 import time
 
-from pyrunc import fs
+from .. import fs
 from ..errors import SyscallError
 from . import files
 from .files import CgroupError

@@ -2,7 +2,6 @@
 changes nothing; plus the small conversions v1 and v2 share."""
 from __future__ import annotations
 
-
 from ..errors import ConfigError
 
 INT64 = (-(1 << 63), (1 << 63) - 1)

@@ -8,7 +8,6 @@ until the container's init exits.
 from __future__ import annotations
 
 import json
-import posix
 import re
 import sys
 import time

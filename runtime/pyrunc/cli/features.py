@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 import sys
 
-from pyrunc import hooks
 from pyrunc.cli.args import parse
+from pyrunc.spec import HOOK_KINDS
 
 
 def features() -> dict:
@@ -16,7 +16,7 @@ def features() -> dict:
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.3.0",
-        "hooks": list(hooks.KINDS),
+        "hooks": list(HOOK_KINDS),
         "mountOptions": mountopts.all_options(),
         "linux": {
             "namespaces": sorted(NAMESPACE_FLAGS),

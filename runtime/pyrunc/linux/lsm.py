@@ -17,7 +17,6 @@ before it drops its capabilities.
 from __future__ import annotations
 
 import errno
-import posix
 
 from pyrunc import fs
 from pyrunc.errors import ConfigError, context

@@ -44,18 +44,12 @@ def _parent_mount_private(rootfs: str) -> None:
     with open("/proc/self/mountinfo") as f:
         for line in f:
             fields = line.split()
-            point = _unescape(fields[4])
+            point = fs.unescape_mountinfo(fields[4])
             inside = real == point or real.startswith(point.rstrip("/") + "/")
             if inside and len(point) >= len(best):
                 best, shared = point, any(o.startswith("shared:") for o in fields[6:fields.index("-")])
     if shared:
         sc.mount(None, best, None, sc.MS_PRIVATE)
-
-
-def _unescape(field: str) -> str:
-    """mountinfo writes space, tab, newline and backslash as a backslash and three octal digits."""
-    head, *rest = field.split("\\")
-    return head + "".join(chr(int(p[:3], 8)) + p[3:] for p in rest)
 
 
 def apply_all(plan: Plan, rootfd: int, cgroup) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import posix
 
-from pyrunc import fs
 from pyrunc.errors import PyruncError, SyscallError
 from pyrunc.linux import procfs
 from pyrunc.syscalls import calls as sc

@@ -18,7 +18,6 @@ from __future__ import annotations
 import errno
 import posix
 
-from pyrunc import fs
 from pyrunc.errors import PyruncError
 from pyrunc.syscalls import consts as k
 

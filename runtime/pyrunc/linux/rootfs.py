@@ -10,7 +10,6 @@ import errno
 import posix
 import stat
 
-from pyrunc import fs
 from pyrunc.errors import PyruncError, context
 from pyrunc.linux import paths
 from pyrunc.linux.mounts import mount_flags

@@ -8,10 +8,6 @@ goes through the setuid helpers newuidmap/newgidmap, which check /etc/subuid.
 """
 from __future__ import annotations
 
-# Once in a new user namespace this process may no longer read the interpreter's
-# own files (a Python under /root is out of reach of the mapped root): what setup
-# code loads lazily must be loaded before. mounts.py decodes mountinfo with it.
-import encodings.unicode_escape  # noqa: F401
 import posix
 
 from pyrunc.errors import PyruncError, context

@@ -10,7 +10,7 @@ import posix
 import select
 import sys
 
-from pyrunc import fs, hooks, log
+from pyrunc import log
 from pyrunc import unixsock as socket
 from pyrunc.errors import context
 from pyrunc.linux import attrs, confine, devices, execute, mounts, namespaces, net, rootfs, sysctl
@@ -35,6 +35,8 @@ def bootstrap(plan: Plan, chan: Channel, fifo_fd: int, cgroup, born: int) -> NoR
             import traceback  # noqa: F401
         if plan.process.get("terminal"):
             from pyrunc.linux import terminal  # noqa: F401
+        if plan.config.get("hooks"):
+            from pyrunc import hooks  # noqa: F401
         # Non-dumpable before touching container namespaces: a container process
         # must not be able to open our /proc/<pid>/{exe,fd,mem} or ptrace us.
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
@@ -78,7 +80,10 @@ def init(plan: Plan, chan: Channel, fifo_fd: int, cgroup) -> NoReturn:
         sc.setdomainname(plan.domainname)
     if plan.new_ns & sc.CLONE_NEWNET:
         net.loopback_up()
-    start_sync = hooks.create_container(plan, chan)  # after prestart/createRuntime in the parent
+    start_sync = None
+    if plan.config.get("hooks"):
+        from pyrunc import hooks  # imported by bootstrap
+        start_sync = hooks.create_container(plan, chan)  # after prestart/createRuntime in the parent
     rootfs.pivot(plan.rootfs, plan.no_pivot, plan.config.get("linux", {}).get("rootfsPropagation"))
     if plan.config.get("linux", {}).get("netDevices"):
         _await_parent(chan, "netdevices-done")  # net.* sysctls may name a moved device
@@ -93,7 +98,9 @@ def init(plan: Plan, chan: Channel, fifo_fd: int, cgroup) -> NoReturn:
     path, env = become(process, a, plan.confine, chan)  # process/become.py, shared with exec
     chan.send("ready")
     _wait_for_start(fifo_fd)
-    hooks.start_container(plan, start_sync)
+    if start_sync is not None:
+        from pyrunc import hooks  # imported by bootstrap
+        hooks.start_container(plan, start_sync)
     # Everything above fd 2 (+ preserved fds) is close-on-exec from here on.
     sc.close_range(3 + plan.preserve_fds, flags=4)  # CLOSE_RANGE_CLOEXEC
     sys.stdout.flush()

@@ -1,8 +1,6 @@
 """Read a bundle's config.json: pure file reading, never touches the kernel."""
 from __future__ import annotations
 
-import posix
-
 from pyrunc import fs, jsonio
 from pyrunc.errors import BundleError, ConfigError
 

@@ -1,7 +1,6 @@
 """linux.netDevices (runtime-spec 1.3): names and namespace checks, pure."""
 from __future__ import annotations
 
-
 from pyrunc.spec.sysctl import is_host_netns
 
 TYPE_CHECKING = False  # collections.abc is imported by type checkers only (start-up time)

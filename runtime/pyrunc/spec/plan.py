@@ -5,8 +5,6 @@ no JSON and validates nothing, it only carries the plan out.
 """
 from __future__ import annotations
 
-import posix
-
 from pyrunc import fs
 from pyrunc.errors import ConfigError
 from pyrunc.spec import mountopts, procattrs, userns

@@ -1,10 +1,8 @@
 """Cross-field rules the schema cannot express. Pure: each check yields (json_path, message)."""
 from __future__ import annotations
 
-
-from pyrunc import hooks
 from pyrunc.errors import ConfigError
-from pyrunc.spec import netdevices, procattrs, security, sysctl, unsupported, userns
+from pyrunc.spec import HOOK_KINDS, netdevices, procattrs, security, sysctl, unsupported, userns
 
 TYPE_CHECKING = False  # collections.abc is imported by type checkers only (start-up time)
 if TYPE_CHECKING:
@@ -59,10 +57,20 @@ def id_mappings(config: dict) -> Iterator[Issue]:
             yield f"linux.{field}", "mappings need a user namespace in linux.namespaces"
 
 
+def hook_paths(config: dict) -> Iterator[Issue]:
+    """config.md: a hook's path MUST be absolute (its timeout > 0 is the schema's)."""
+    hooks = config.get("hooks") or {}
+    for kind in HOOK_KINDS:
+        for i, hook in enumerate(hooks.get(kind) or []):
+            path = hook.get("path", "")
+            if not path.startswith("/"):
+                yield f"hooks.{kind}[{i}].path", f"{path!r} is not an absolute path"
+
+
 CHECKS: list[Callable[[dict], Iterator[Issue]]] = [
     process_args, namespaces, uts_names, time_offsets, id_mappings,
     *procattrs.CHECKS, sysctl.check, netdevices.check, unsupported.check, *security.CHECKS,
-    *userns.CHECKS, hooks.check,
+    *userns.CHECKS, hook_paths,
 ]
 
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import posix
 
-from pyrunc import fs
-
 TYPE_CHECKING = False  # collections.abc is imported by type checkers only (start-up time)
 if TYPE_CHECKING:
     from collections.abc import Iterator
