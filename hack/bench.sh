@@ -1,16 +1,17 @@
 #!/bin/bash
-# bench.sh [RUNS]: pyrunc against Debian's runc on the same busybox bundle, in one
-# hyperfine run per operation; prints each median and the ratio pyrunc/runc.
+# bench.sh [RUNS] [ROUNDS]: pyrunc against Debian's runc on the same busybox bundle, in one
+# hyperfine run per operation; prints each median and the ratio pyrunc/runc. With ROUNDS > 1
+# the whole set runs again (this VM's speed drifts by 10-20% over a minute, runc's too)
+# and a last table gives each operation's median ratio over the rounds.
 # Target: every ratio <= 1.0. A benchmark, never a test: nothing here asserts time.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-30}
+rounds=${2:-1}
 pyrunc=$here/.venv/bin/pyrunc
 runc=$(command -v runc) || { echo "bench: apt-get install runc" >&2; exit 1; }
 command -v hyperfine >/dev/null || { echo "bench: apt-get install hyperfine" >&2; exit 1; }
 work=$(mktemp -d /tmp/pyrunc-bench.XXXXXX)
-out=$work/results
-mkdir -p "$out"
 # Container ids carry the runtime's name (@ID@ below): both runtimes derive the
 # cgroup path from the id, and must not share one.
 cleanup() {
@@ -52,17 +53,29 @@ bench_sh() {  # bench_sh NAME SCRIPT: the same for a script; @RT@ is the runtime
   hyperfine -N --warmup 3 --runs "$runs" --export-json "$out/$name.json" \
     -n pyrunc "sh -c '$p'" -n runc "sh -c '$r'" >/dev/null
 }
-bench run run -b "$work/bundle" bench-run@ID@
-bench_sh create-start-delete "@RT@ create -b $work/bundle bench-csd@ID@ && @RT@ start bench-csd@ID@ && @RT@ delete -f bench-csd@ID@"
-# create alone: the container work, without the two extra interpreter start-ups of start and delete
-bench_prepared create "delete -f bench-create@ID@" create -b "$work/bundle" bench-create@ID@
-bench state state bench-state@ID@
-bench exec exec bench-state@ID@ true  # into the running sleeper
+for round in $(seq "$rounds"); do
+  out=$work/results/$round
+  mkdir -p "$out"
+  bench run run -b "$work/bundle" bench-run@ID@
+  bench_sh create-start-delete "@RT@ create -b $work/bundle bench-csd@ID@ && @RT@ start bench-csd@ID@ && @RT@ delete -f bench-csd@ID@"
+  # create alone: the container work, without the two extra interpreter start-ups of start and delete
+  bench_prepared create "delete -f bench-create@ID@" create -b "$work/bundle" bench-create@ID@
+  bench state state bench-state@ID@
+  bench exec exec bench-state@ID@ true  # into the running sleeper
+done
 
-"$here/.venv/bin/python" - "$out" <<'PY'
-import json, pathlib, sys
-print(f"{'operation':<22}{'pyrunc ms':>11}{'runc ms':>10}{'ratio':>8}")
-for f in sorted(pathlib.Path(sys.argv[1]).glob("*.json")):
-    res = {r["command"]: r["median"] * 1000 for r in json.loads(f.read_text())["results"]}
-    print(f"{f.stem:<22}{res['pyrunc']:>11.1f}{res['runc']:>10.1f}{res['pyrunc'] / res['runc']:>8.2f}")
+"$here/.venv/bin/python" - "$work/results" <<'PY'
+import json, pathlib, statistics, sys
+ratios: dict[str, list[float]] = {}
+for rnd in sorted(pathlib.Path(sys.argv[1]).iterdir(), key=lambda p: int(p.name)):
+    print(f"{'operation':<22}{'pyrunc ms':>11}{'runc ms':>10}{'ratio':>8}")
+    for f in sorted(rnd.glob("*.json")):
+        res = {r["command"]: r["median"] * 1000 for r in json.loads(f.read_text())["results"]}
+        ratios.setdefault(f.stem, []).append(res["pyrunc"] / res["runc"])
+        print(f"{f.stem:<22}{res['pyrunc']:>11.1f}{res['runc']:>10.1f}{res['pyrunc'] / res['runc']:>8.2f}")
+    print()
+if len(next(iter(ratios.values()))) > 1:
+    print(f"{'operation':<22}{'median ratio':>13}   per round")
+    for name, rs in sorted(ratios.items()):
+        print(f"{name:<22}{statistics.median(rs):>13.2f}   {' '.join(f'{r:.2f}' for r in rs)}")
 PY
