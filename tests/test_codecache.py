@@ -1,8 +1,11 @@
 """The launcher's code cache: modules come from it while their sources are unchanged,
 from the sources as soon as one is edited, and the commands never import `os`."""
+import marshal
 import shutil
 import subprocess
 import sys
+
+import pytest
 
 from helpers import REPO
 
@@ -37,8 +40,14 @@ def test_served_from_cache_until_a_source_changes(tmp_path):
     assert (loader_cli, loader_errors, mark) == ("CodeCache", "SourceFileLoader", "edited")
 
 
-def test_missing_cache_means_normal_imports(tmp_path):
-    assert _probe(REPO / "runtime", tmp_path / "none")[:2] == ["SourceFileLoader", "SourceFileLoader"]
+@pytest.mark.parametrize("content", [None, b"", b"\x10\x00\x00\x00\x00\x00\x00\x00garbage",
+                                     b"\x05\x00\x00\x00\x00\x00\x00\x00" + marshal.dumps(7)],
+                         ids=["missing", "empty", "garbage", "not-an-index"])
+def test_unusable_cache_means_normal_imports(tmp_path, content):
+    cache = tmp_path / "pyrunc.code"
+    if content is not None:
+        cache.write_bytes(content)
+    assert _probe(REPO / "runtime", cache)[:2] == ["SourceFileLoader", "SourceFileLoader"]
 
 
 def test_installed_launcher_uses_the_cache():

@@ -72,7 +72,9 @@ def install(path: str) -> None:
     try:
         size = int.from_bytes(posix.pread(fd, _HEADER, 0), "little")
         entries = marshal.loads(posix.pread(fd, size, _HEADER))
-    except (OSError, ValueError, EOFError, TypeError):  # truncated or not ours
+    except (OSError, ValueError, EOFError, TypeError):
+        entries = None
+    if not isinstance(entries, dict):  # truncated or not ours
         posix.close(fd)
         return
     sys.meta_path.insert(0, CodeCache(fd, entries))

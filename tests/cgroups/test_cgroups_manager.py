@@ -197,36 +197,13 @@ def test_destroy_of_a_frozen_cgroup_with_processes(managers, procs, cg_name):
     assert all_dirs_gone(m)
 
 
-def test_fork_into_and_join(mgr):
-    """The child is born in the cgroup2 directory (clone3) and joins v1 itself via tasks."""
+@pytest.mark.parametrize("ns_flags", [0, 0x20000000], ids=["plain", "CLONE_NEWPID"])
+def test_fork_into_and_join(mgr, ns_flags):
+    """The child is born in the cgroup2 directory (clone3), with CLONE_NEWPID as pid 1 of a
+    namespace of its own, and joins v1 itself via tasks."""
     ready_r, ready_w = os.pipe()
     done_r, done_w = os.pipe()
-    pid, placed, _ = mgr.fork_into()
-    if pid == 0:
-        try:
-            mgr.join(v1=True)
-            os.write(ready_w, b"x")
-            os.read(done_r, 1)
-        finally:
-            os._exit(0)
-    try:
-        assert os.read(ready_r, 1) == b"x"
-        if not placed:
-            mgr.join(v1=False, pid=pid)
-        for d in mgr.dirs.values():
-            assert str(pid) in open(os.path.join(d, "cgroup.procs")).read().split(), d
-    finally:
-        os.write(done_w, b"y")
-        os.waitpid(pid, 0)
-        for fd in (ready_r, ready_w, done_r, done_w):
-            os.close(fd)
-
-
-def test_fork_into_new_pid_namespace(mgr):
-    """clone3 with CLONE_NEWPID: the child is pid 1 of a namespace of its own, in the cgroup."""
-    ready_r, ready_w = os.pipe()
-    done_r, done_w = os.pipe()
-    pid, placed, born = mgr.fork_into(0x20000000)  # CLONE_NEWPID
+    pid, placed, born = mgr.fork_into(ns_flags)
     if pid == 0:
         try:
             mgr.join(v1=True)
@@ -235,11 +212,14 @@ def test_fork_into_new_pid_namespace(mgr):
         finally:
             os._exit(0)
     try:
-        assert born == 0x20000000 and placed
-        assert os.read(ready_r, 16) == b"1"
-        assert os.stat(f"/proc/{pid}/ns/pid").st_ino != os.stat("/proc/self/ns/pid").st_ino
+        inner_pid = int(os.read(ready_r, 16))
+        assert born == ns_flags
+        if not placed:
+            mgr.join(v1=False, pid=pid)
         for d in mgr.dirs.values():
             assert str(pid) in open(os.path.join(d, "cgroup.procs")).read().split(), d
+        own_ns = os.stat(f"/proc/{pid}/ns/pid").st_ino != os.stat("/proc/self/ns/pid").st_ino
+        assert (inner_pid, own_ns) == ((1, True) if ns_flags else (pid, False))
     finally:
         os.write(done_w, b"y")
         os.waitpid(pid, 0)
