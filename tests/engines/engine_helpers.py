@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from pyrunc.fs import unescape_mountinfo
+
 REPO = Path(__file__).resolve().parents[2]
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 TIMEOUT = 60  # seconds for any one engine command: the lane must never hang CI
@@ -205,7 +207,7 @@ def mounts_under(prefix: str) -> list[str]:
     points = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
-            point = line.split()[4].encode().decode("unicode_escape")
+            point = unescape_mountinfo(line.split()[4])
             if point == prefix or point.startswith(prefix.rstrip("/") + "/"):
                 points.append(point)
     return points
