@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,8 +39,11 @@ class Runtime:
     def __call__(self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60,
                  **kw) -> subprocess.CompletedProcess:
         """Output goes through files, not pipes: a created or detached container keeps
-        its stdio open long after pyrunc exits, and a pipe would never reach EOF."""
+        its stdio open long after pyrunc exits, and a pipe would never reach EOF.
+        A session of its own: a runtime that signals its caller's process group (the
+        bug of issue 13) then hits only itself, never the test runner."""
         kw.setdefault("stdin", None if input is not None else subprocess.DEVNULL)
+        kw.setdefault("start_new_session", True)
         if args and args[0] in ("create", "run"):
             self.ids.add(args[-1])
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
@@ -119,17 +122,18 @@ def mounts_under(path: Path) -> list[str]:
         return [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
 
 
-def processes_rooted_under(path: Path) -> list[int]:
-    found = []
+def each_process(read: Callable[[str], object]) -> Iterator[tuple[int, object]]:
+    """(pid, read("/proc/<pid>")) for every process, skipping those gone meanwhile."""
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.readlink(f"/proc/{entry}/root").startswith(str(path)):
-                found.append(int(entry))
-        except OSError:
-            continue
-    return found
+        if entry.isdigit():
+            try:
+                yield int(entry), read(f"/proc/{entry}")
+            except OSError:
+                continue
+
+
+def processes_rooted_under(path: Path) -> list[int]:
+    return [pid for pid, root in each_process(lambda d: os.readlink(f"{d}/root")) if root.startswith(str(path))]
 
 
 def cgroups_named(names: set[str]) -> list[str]:

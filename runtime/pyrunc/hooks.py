@@ -113,6 +113,7 @@ def _wait(pid: int, payload: bytes, in_w: int, out_r: int, timeout: int | None,
             left = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000) + 1)
             events = poller.poll(left)
             if deadline is not None and time.monotonic() >= deadline and not _exited(pidfd):
+                # the group spawned for the hook: its leader is not reaped, so the id is still its
                 posix.killpg(pid, SIGKILL)
                 posix.waitpid(pid, 0)
                 raise HookError(f"{label}: timed out after {timeout}s (killed)")
@@ -183,12 +184,12 @@ def _needs_parent(config: dict) -> bool:
 
 
 def on_create(undo, c, config: dict) -> None:
-    """create, right after the state dir exists: remember the later hooks, and make a failed
-    create end like a delete (runtime.md lifecycle: "continue at step 12", so poststop runs)."""
+    """create, right after the state dir exists (its state keeps saved(config) from the
+    start): make a failed create end like a delete (runtime.md lifecycle: "continue at
+    step 12", so poststop runs)."""
     later = saved(config)
     if not later:
         return
-    c.data["hooks"] = later
     if _has_sync(config):
         posix.mkfifo(SYNC_FIFO, 0o600, dir_fd=c.dir_fd)
     if "poststop" in later:
@@ -294,9 +295,9 @@ def after_start(c, sync_fd: int | None) -> None:
 
 def _stop(c) -> None:
     """SIGKILL the init and wait until it is gone (it is not our child: poll its start time)."""
-    try:
-        posix.kill(c.pid, SIGKILL)
-    except ProcessLookupError:
+    from pyrunc.process.pidfd import signal_checked
+
+    if not signal_checked(c.pid, c.pid_start, SIGKILL):
         return
     deadline = time.monotonic() + 10
     while c.init_alive() and time.monotonic() < deadline:

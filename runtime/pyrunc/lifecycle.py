@@ -2,7 +2,9 @@
 
 create acquires resources in order (state dir, cgroup, children) inside an
 Undo whose steps run on any failure, so a failed create leaves no
-process, cgroup, mount namespace or state directory behind.
+process, cgroup, mount namespace or state directory behind; a create that is
+killed instead leaves a state that names them, for `delete -f`. The steps are
+named crash points (crash.py), where the tests kill the runtime.
 """
 from __future__ import annotations
 
@@ -13,14 +15,16 @@ import time
 # _signal is the C module: `signal` would first build its enums (~2 ms of start-up)
 from _signal import SIGKILL
 
-from pyrunc import fs
+from pyrunc import crash, fs
 from pyrunc import state as st
 from pyrunc.errors import InvalidStatus, PyruncError, context
 from pyrunc.process.children import kill_quietly, reap
+from pyrunc.process.pidfd import signal_checked
 from pyrunc.undo import Undo
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; start/kill/delete must stay light
 if TYPE_CHECKING:
+    from pyrunc.process.protocol import Channel
     from pyrunc.spec.plan import Plan
 
 # which statuses each operation accepts (runtime.md "Operations")
@@ -49,7 +53,11 @@ def _now() -> str:
 
 def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup: bool = False,
            rootless: bool = False) -> st.Container:
-    """Set the container up to the exec.fifo barrier; return its (locked) state."""
+    """Set the container up to the exec.fifo barrier; return its (locked) state.
+
+    Killed at any step, it leaves nothing that `delete -f` cannot find: the state is
+    written before anything else exists and names what is about to be made, and every
+    process made here dies with us until the init is told it may outlive us."""
     from pyrunc.cgroups import open_manager
     from pyrunc.cgroups.delegate import delegate
     from pyrunc.cgroups.delegate import owner as delegation_owner
@@ -58,48 +66,71 @@ def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup
     if pid_file:
         _check_pid_file_dir(pid_file)
     linux = plan.config.get("linux", {})
-    data = {"id": plan.id, "pid": 0, "bundle": plan.bundle, "rootfs": plan.rootfs, "created": _now(),
-            "owner": _owner(), "annotations": plan.config.get("annotations") or {}}
+    cg = open_manager(linux.get("cgroupsPath"), plan.id, systemd=systemd_cgroup, rootless=rootless)
+    validate_resources(linux.get("resources") or {})  # before any process exists; written in _spawn
+    cg.plan()
+    me = posix.getpid()
+    data = {"id": plan.id, "bundle": plan.bundle, "rootfs": plan.rootfs, "created": _now(),
+            "owner": _owner(), "annotations": plan.config.get("annotations") or {},
+            "creator": [me, st.pid_start_time(me)], "cgroup": cg.to_state()}
+    hooks = _config_hooks(plan)
+    later = hooks.saved(plan.config) if hooks is not None else {}
+    if later:
+        data["hooks"] = later  # startContainer, poststart, poststop: for start and delete
     with Undo() as undo:
         c = st.create_dir(root, plan.id, data)
         undo.callback(c.remove)
-        hooks = _config_hooks(plan)
+        crash.point("create", "state-dir")
         if hooks is not None:
             hooks.on_create(undo, c, plan.config)
         _save_config(c, plan.config)
-        cg = open_manager(linux.get("cgroupsPath"), plan.id, systemd=systemd_cgroup, rootless=rootless)
-        validate_resources(linux.get("resources") or {})  # before any process exists; written in _spawn
         with context("linux.cgroupsPath"):
             cg.create()
         undo.callback(cg.destroy)
+        crash.point("create", "cgroup")
+        if cg.to_state() != data["cgroup"]:  # rootless: hierarchies we may not use were dropped
+            data["cgroup"] = cg.to_state()
+            c.save()
         delegate_to = delegation_owner(plan.config, cg.mode)
         if delegate_to is not None:
             with context("linux.namespaces cgroup (delegation)"):
                 delegate(cg.unified, *delegate_to)
-        data["cgroup"] = cg.to_state()
         posix.mkfifo(st.FIFO, 0o600, dir_fd=c.dir_fd)
-        fifo_fd = posix.open(st.FIFO, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC, dir_fd=c.dir_fd)
+        # Read-write: the init keeps it open, a writer itself, until execve; that is how
+        # `state` tells a waiting init (Container.init_waiting) without waking it.
+        fifo_fd = posix.open(st.FIFO, posix.O_RDWR | posix.O_NONBLOCK | posix.O_CLOEXEC, dir_fd=c.dir_fd)
         undo.callback(posix.close, fifo_fd)
-        init_pid = _spawn(plan, c, cg, fifo_fd, undo)
-        data["pid"] = init_pid
-        data["pid_start"] = st.pid_start_time(init_pid)
-        c.save()
-        if pid_file:
-            write_pid_file(pid_file, init_pid)
+        crash.point("create", "fifo")
+        init_pid, chan = _spawn(plan, c, cg, fifo_fd, undo)
+        with chan:
+            data["pid_start"] = st.pid_start_time(init_pid)
+            if data["pid_start"] is None:
+                raise PyruncError("container init exited during create")
+            data["pid"] = init_pid
+            c.save()
+            crash.point("create", "state-written")
+            if pid_file:
+                write_pid_file(pid_file, init_pid)
+                crash.point("create", "pid-file")
+            # The init dies with us until here (PR_SET_PDEATHSIG): now it may outlive us.
+            chan.send("created")
+            chan.recv("detached")
+        crash.point("create", "detached")
         undo.pop_all()
     posix.close(fifo_fd)
     return c
 
 
-def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: Undo) -> int:
+def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: Undo) -> tuple[int, Channel]:
+    """Fork the container's first child and see it through to "ready"; return the init's
+    pid and the channel to it, over which create tells the init it may outlive us."""
     from pyrunc.linux import confine, namespaces
     from pyrunc.process import init as child
     from pyrunc.process.protocol import Channel
     from pyrunc.syscalls import calls as sc
 
-    # Orphans of our children (the init after the pid-namespace fork) come to
-    # us while create runs, so a failed setup can still be reaped; on success
-    # they pass on to our caller's subreaper (containerd's shim, conmon).
+    # Orphans of our children come to us while create runs, so a failed setup can still
+    # be reaped; on success they pass on to our caller's subreaper (containerd's shim, conmon).
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     parent_end, child_end = Channel.pair()
     gc_was_on = gc.isenabled()
@@ -118,32 +149,36 @@ def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: Undo) -> int:
     child_end.close()
     undo.callback(reap, pid)
     undo.callback(kill_quietly, pid)
-    with parent_end:
-        if not placed:
-            with context("cgroup"):
-                cg.join(v1=False, pid=pid)
-        parent_end.send("go")  # the child joins the v1 hierarchies itself, before anything else
-        if plan.new_ns & sc.CLONE_NEWUSER:
-            _userns().handshake_parent(parent_end, pid, plan.config["linux"]["uidMappings"],
-                                       plan.config["linux"]["gidMappings"])
-        init_pid = parent_end.recv("pid")["pid"] or pid
-        if init_pid != pid:
-            undo.callback(reap, init_pid)
+    undo.callback(parent_end.close)
+    crash.point("create", "child-born")
+    if not placed:
+        with context("cgroup"):
+            cg.join(v1=False, pid=pid)
+    parent_end.send("go")  # the child joins the v1 hierarchies itself, before anything else
+    if plan.new_ns & sc.CLONE_NEWUSER:
+        _userns().handshake_parent(parent_end, pid, plan.config["linux"]["uidMappings"],
+                                   plan.config["linux"]["gidMappings"])
+    init_pid = parent_end.recv("pid")["pid"] or pid
+    if init_pid != pid:  # forked with CLONE_PARENT: our child too
+        undo.callback(reap, init_pid)
         undo.callback(kill_quietly, init_pid)
-        # Limits go on once the init exists (as runc does at its "ready"): with
-        # pids.limit 0 our own pid-namespace fork inside the cgroup would fail.
-        cg.set_resources(plan.config.get("linux", {}).get("resources") or {})
-        hooks = _config_hooks(plan)
-        if hooks is not None:
-            hooks.create_runtime(parent_end, plan, c, init_pid)  # prestart, createRuntime
-        if plan.config.get("linux", {}).get("netDevices"):
-            _netdev().attach(plan.config["linux"]["netDevices"], init_pid, undo)
-            parent_end.send("netdevices-done")
-        confine.hand_over_listener(plan.confine, parent_end, confine.creating_state(plan, init_pid), init_pid)
-        parent_end.recv("ready")
+    crash.point("create", "init-pid")
+    # Limits go on once the init exists (as runc does at its "ready"): with
+    # pids.limit 0 our own pid-namespace fork inside the cgroup would fail.
+    cg.set_resources(plan.config.get("linux", {}).get("resources") or {})
+    crash.point("create", "resources")
+    hooks = _config_hooks(plan)
+    if hooks is not None:
+        hooks.create_runtime(parent_end, plan, c, init_pid)  # prestart, createRuntime
+    if plan.config.get("linux", {}).get("netDevices"):
+        _netdev().attach(plan.config["linux"]["netDevices"], init_pid, undo)
+        parent_end.send("netdevices-done")
+    confine.hand_over_listener(plan.confine, parent_end, confine.creating_state(plan, init_pid), init_pid)
+    parent_end.recv("ready")
+    crash.point("create", "ready")
     if init_pid != pid:
         posix.waitpid(pid, 0)
-    return init_pid
+    return init_pid, parent_end
 
 
 def _userns():
@@ -190,17 +225,21 @@ def write_pid_file(path: str, pid: int) -> None:
 
 def start(c: st.Container) -> None:
     require(c, "start")
+    crash.point("start", "loaded")
     try:
         fd = posix.open(st.FIFO, posix.O_WRONLY | posix.O_NONBLOCK | posix.O_CLOEXEC, dir_fd=c.dir_fd)
     except OSError as exc:  # ENXIO: nobody reads the fifo, the init is gone
         raise PyruncError(f"start {c.id}: container init is not waiting: {exc.strerror}") from None
     hooks = _later_hooks(c)
     sync_fd = hooks.before_start(c) if hooks else None
+    crash.point("start", "fifo-opened")
     try:
         posix.write(fd, b"0")
     finally:
         posix.close(fd)
+    crash.point("start", "fifo-written")
     posix.unlink(st.FIFO, dir_fd=c.dir_fd)
+    crash.point("start", "fifo-removed")
     if hooks is None:
         return
     try:
@@ -217,10 +256,8 @@ def kill(c: st.Container, sig: int, all_procs: bool = False) -> None:
     if all_procs:
         c.cgroup().kill_all(sig)
         return
-    try:
-        posix.kill(c.pid, sig)
-    except ProcessLookupError:
-        raise InvalidStatus(c.id, "kill", "stopped") from None
+    if not signal_checked(c.pid, c.pid_start, sig):
+        raise InvalidStatus(c.id, "kill", "stopped")
     if status == "paused" and sig == SIGKILL:
         c.cgroup().thaw()
 
@@ -236,13 +273,18 @@ def resume(c: st.Container) -> None:
 
 
 def delete(c: st.Container, force: bool = False) -> None:
+    """Also the clean-up of a create that died: its state names all it had made (a
+    "creating" container whose creator is gone is stopped)."""
     status = c.status()
+    crash.point("delete", "loaded")
     if status != "stopped":
         if not force:  # runtime.md: deleting a container that is not stopped MUST fail
             raise InvalidStatus(c.id, "delete", status)
-        kill_quietly(c.pid)
+        signal_checked(c.pid, c.pid_start, SIGKILL)
+    crash.point("delete", "init-killed")
     if c.data.get("cgroup"):
-        c.cgroup().destroy()
+        c.cgroup().destroy()  # SIGKILLs whatever is left in it first, exec'd processes too
+    crash.point("delete", "cgroup-removed")
     c.remove()
     hooks = _later_hooks(c)
     if hooks is not None:

@@ -4,13 +4,20 @@ Only facts are stored (pid, its start time, paths); the status is derived
 when read, so a crashed pyrunc never leaves a stale status behind.
 state.json is replaced atomically (write a temporary file, rename) and every command
 holds an flock on the container directory while it reads or changes it.
+
+A runtime can die at any step, so what state.json says is always true: create writes
+it first with the creator's pid and what it is about to make (the cgroup directories),
+before making anything; the init's pid goes in only once the init is ready. Until then
+the container is "creating" while its creator lives and "stopped" once it is gone, and
+`delete` removes whatever the dead creator had made.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import posix
 
-from pyrunc import fs, jsonio
+from pyrunc import crash, fs, jsonio
 from pyrunc.errors import ContainerExists, ContainerNotFound, PyruncError, UsageError
 
 OCI_VERSION = "1.3.0"
@@ -59,29 +66,45 @@ class Container:
 
     @property
     def pid(self) -> int:
+        """The init's pid once create is complete, else 0."""
         return self.data.get("pid", 0)
+
+    @property
+    def pid_start(self) -> int | None:
+        return self.data.get("pid_start")
 
     def init_alive(self) -> bool:
         pid = self.pid
-        return pid > 0 and pid_start_time(pid) == self.data.get("pid_start")
+        return pid > 0 and pid_start_time(pid) == self.pid_start
 
     def status(self) -> str:
-        if self.pid <= 0:
-            return "creating"
+        if self.pid <= 0:  # create has not finished: is its creator still at it?
+            return "creating" if self._creator_alive() else "stopped"
         if not self.init_alive():
             return "stopped"
-        if self.has_fifo():
+        if self.init_waiting():
             return "created"
         if self.data.get("cgroup") and self.cgroup().is_frozen():
             return "paused"
         return "running"
 
-    def has_fifo(self) -> bool:
+    def _creator_alive(self) -> bool:
+        creator = self.data.get("creator")
+        return bool(creator) and pid_start_time(creator[0]) == creator[1]
+
+    def init_waiting(self) -> bool:
+        """Whether the init still waits on exec.fifo. It holds the fifo open (read-write,
+        so this probe never wakes it) until its execve closes it; opening the fifo for
+        writing succeeds only while someone has it open. A `start` killed between its
+        write and its unlink leaves the fifo behind, and this still says "running"."""
         try:
-            posix.stat(FIFO, dir_fd=self.dir_fd)
-            return True
-        except FileNotFoundError:
-            return False
+            fd = posix.open(FIFO, posix.O_WRONLY | posix.O_NONBLOCK | posix.O_CLOEXEC, dir_fd=self.dir_fd)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENXIO):
+                return False
+            raise
+        posix.close(fd)
+        return True
 
     def cgroup(self):  # -> pyrunc.cgroups.CgroupManager
         from pyrunc.cgroups import load_manager
@@ -111,8 +134,15 @@ class Container:
         return out
 
     def remove(self) -> None:
+        """state.json goes last: a delete killed halfway leaves a container that delete still knows."""
         for name in posix.listdir(self.dir_fd):
-            posix.unlink(name, dir_fd=self.dir_fd)
+            if name != STATE_FILE:
+                posix.unlink(name, dir_fd=self.dir_fd)
+        crash.point("delete", "files-removed")
+        try:
+            posix.unlink(STATE_FILE, dir_fd=self.dir_fd)
+        except FileNotFoundError:
+            pass
         posix.rmdir(self.dir)
         self.close()
         self.removed = True
@@ -129,12 +159,9 @@ class Container:
         self.close()  # releases the flock
 
 
-def _lock(fd: int, shared: bool) -> None:
-    fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-
-
 def create_dir(root: str, cid: str, data: dict) -> Container:
-    """Make the container's directory; an existing one means a duplicate id."""
+    """Make the container's directory, locked, with its first state; an existing one
+    means a duplicate id."""
     check_id(cid)
     fs.makedirs(root, 0o711)
     path = fs.join(root, cid)
@@ -143,13 +170,19 @@ def create_dir(root: str, cid: str, data: dict) -> Container:
     except FileExistsError:
         raise ContainerExists(cid) from None
     fd = posix.open(path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
-    _lock(fd, shared=False)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    if posix.fstat(fd).st_nlink == 0:  # a `delete -f` took the empty directory before our lock
+        posix.close(fd)
+        raise PyruncError(f"container {cid!r} was deleted while it was being created")
     c = Container(root, cid, fd, data)
     c.save()
     return c
 
 
 def load(root: str, cid: str, shared: bool = False) -> Container:
+    """The container, flock'ed: exclusively to change it; ``shared`` to read it, and then
+    without waiting for a create (or delete) that holds the lock: state.json is only ever
+    replaced whole, so it can be read at any time, and a create in progress is "creating"."""
     check_id(cid)
     path = fs.join(root, cid)
     try:
@@ -157,7 +190,13 @@ def load(root: str, cid: str, shared: bool = False) -> Container:
     except FileNotFoundError:
         raise ContainerNotFound(cid) from None
     try:
-        _lock(fd, shared)
+        if shared:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pass
+        else:
+            fcntl.flock(fd, fcntl.LOCK_EX)
         with open(posix.open(STATE_FILE, posix.O_RDONLY | posix.O_CLOEXEC, dir_fd=fd), "rb") as f:
             data = jsonio.loads(f.read())
     except FileNotFoundError:
@@ -167,6 +206,24 @@ def load(root: str, cid: str, shared: bool = False) -> Container:
         posix.close(fd)
         raise PyruncError(f"container {cid!r}: corrupt state: {exc}") from None
     return Container(root, cid, fd, data)
+
+
+def remove_leftover(root: str, cid: str) -> None:
+    """A directory without state.json: its creator died before writing one, or its deleter
+    after removing it. Under the lock, and if it still has none, remove it and what it holds."""
+    check_id(cid)
+    try:
+        fd = posix.open(fs.join(root, cid), posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    c = Container(root, cid, fd, {})
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if posix.fstat(fd).st_nlink == 0 or STATE_FILE in posix.listdir(fd):
+            return  # gone already, or a create wrote its state meanwhile: a real container
+        c.remove()
+    finally:
+        c.close()
 
 
 def list_ids(root: str) -> list[str]:

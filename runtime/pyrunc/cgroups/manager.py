@@ -54,8 +54,16 @@ class CgroupManager:
         return None
 
     # -- lifecycle -----------------------------------------------------------
+    def plan(self) -> None:
+        """Record in ``created`` every directory create() is about to make, before it makes
+        any: saved in the state first, they are removed even if the runtime dies halfway."""
+        for key, d in self.dirs.items():
+            for cur in self._chain(key, d):
+                if cur not in self.created and not fs.isdir(cur):
+                    self.created.append(cur)
+
     def create(self) -> None:
-        """mkdir every hierarchy's directory, recording which ones we made."""
+        """mkdir every hierarchy's directory (those missing: plan() listed them)."""
         for key, d in list(self.dirs.items()):
             try:
                 self._mkdirs(key, d)
@@ -68,24 +76,33 @@ class CgroupManager:
             if self.rootless and not posix.access(d, posix.W_OK):
                 del self.dirs[key]  # someone else's cgroup of that name: not ours to use or destroy
 
-    def _mkdirs(self, key: str, d: str) -> None:
+    def _chain(self, key: str, d: str) -> list[str]:
+        """The directories from below the hierarchy's mountpoint down to ``d``."""
         top = self.mounts[key]
-        rel = fs.relpath(d, top)
-        cur = top
-        for part in rel.split("/"):
-            parent, cur = cur, fs.join(cur, part)
+        out = []
+        for part in fs.relpath(d, top).split("/"):
+            top = fs.join(top, part)
+            out.append(top)
+        return out
+
+    def _mkdirs(self, key: str, d: str) -> None:
+        parent = self.mounts[key]
+        for cur in self._chain(key, d):
             if self.mode == "v2":
                 _enable_controllers(parent)
             try:
                 posix.mkdir(cur, 0o755)
             except FileExistsError:
+                parent = cur
                 continue
-            self.created.append(cur)
+            if cur not in self.created:
+                self.created.append(cur)
             if "cpuset" in key.split(","):
                 # a new v1 cpuset starts empty and refuses tasks until filled in
                 for name in ("cpuset.cpus", "cpuset.mems"):
                     if not files.read(cur, name):
                         files.write(cur, name, files.read(parent, name), "")
+            parent = cur
 
     def apply(self, pid: int) -> None:
         """Move ``pid`` into every hierarchy (hybrid: v1 controllers and cgroup2)."""
@@ -224,10 +241,15 @@ class CgroupManager:
         return out
 
     def kill_all(self, sig: int) -> None:
-        """Signal every process; frozen around it so forks cannot slip through."""
-        if (sig == SIGKILL and self.mode == "v2"
-                and files.exists(self.unified, "cgroup.kill")):
-            files.write(self.unified, "cgroup.kill", "1", "cgroup kill")
+        """Signal every process of the container, and nothing else: SIGKILL through
+        cgroup.kill where the container has a cgroup2 directory (v2, and hybrid hosts, where
+        every process of it is placed there too), else frozen around a signal to each
+        member, so that none can fork a process past it or exit and leave its pid to reuse."""
+        d = self.unified
+        if sig == SIGKILL and d is not None and files.exists(d, "cgroup.kill"):
+            files.write(d, "cgroup.kill", "1", "cgroup kill")
+            if self.mode != "v2" and self.dir_of("freezer") is not None and self.is_frozen():
+                self.thaw()  # a v1 freezer holds the killed processes until thawed
             return
         can_freeze = self.mode == "v2" or self.dir_of("freezer") is not None
         was_frozen = can_freeze and self.is_frozen()
@@ -235,6 +257,8 @@ class CgroupManager:
             self.freeze()
         try:
             for pid in self.pids():
+                if pid <= 1:  # 0: a process this pid namespace cannot see; never a group
+                    continue
                 try:
                     posix.kill(pid, sig)
                 except ProcessLookupError:

@@ -15,8 +15,10 @@ def main(cmd: str, g, argv: list[str]) -> int:
             c = st.load(g.root, cid)
         except ContainerNotFound:
             # As runc: engines force-delete after every exit and failed create, and
-            # an id that is already gone is what they asked for.
+            # an id that is already gone is what they asked for. A directory left
+            # without a state (its creator or deleter was killed) goes too.
             if opts["force"]:
+                st.remove_leftover(g.root, cid)
                 return 0
             raise
         with c:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import posix
 
-from pyrunc import fs
+from pyrunc import crash, fs
 from pyrunc import state as st
 from pyrunc.cli.args import INT, LIST, STR, Flag, parse
 from pyrunc.errors import InvalidStatus, PyruncError, UsageError, context
@@ -63,6 +63,7 @@ def _exec(g, cid: str, args: list[str], opts: dict) -> int:
                  "bundle": c.data["bundle"], "annotations": c.data.get("annotations") or {}}
     finally:
         c.close()  # the child must not hold the lock, and nobody should wait for our process
+    crash.point("exec", "loaded")
     console = None
     try:
         if process.get("terminal") or opts["console_socket"]:
@@ -75,10 +76,12 @@ def _exec(g, cid: str, args: list[str], opts: dict) -> int:
         pid = spawn(job, cgroup, state)
     finally:
         job.close()
+    crash.point("exec", "exec-done")
     master = console.created() if console is not None else None
     if opts["pid_file"]:
         from pyrunc.lifecycle import write_pid_file
         write_pid_file(opts["pid_file"], pid)
+        crash.point("exec", "pid-file")
     if opts["detach"]:
         return 0
     if master is None:

@@ -7,17 +7,16 @@ import posix
 import _signal as signal
 from _signal import SIGKILL
 
+from pyrunc.process.pidfd import signal_child
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 
 def kill_quietly(pid: int, sig: int = SIGKILL) -> None:
-    """Signal ``pid`` if it is still there."""
-    try:
-        posix.kill(pid, sig)
-    except ProcessLookupError:
-        pass
+    """Signal our child ``pid`` if it is still there (through a pidfd: process/pidfd.py)."""
+    signal_child(pid, sig)
 
 
 def reap(pid: int) -> None:

@@ -26,13 +26,14 @@ import errno
 import gc
 import posix
 
-from pyrunc import jsonio, log
+from pyrunc import crash, log
 from pyrunc import state as st
 from pyrunc.errors import PyruncError, SyscallError, context
 from pyrunc.linux import attrs, confine, execute, sched
 from pyrunc.process.become import become
 from pyrunc.process.children import kill_quietly, reap
-from pyrunc.process.protocol import MAX_MSG, Channel, ProtocolError, fork_and_report_pid, report_and_exit
+from pyrunc.process.protocol import (MAX_MSG, Channel, ProtocolError, die_with_parent, fork_and_report_pid,
+                                     report_and_exit)
 from pyrunc.syscalls import calls as sc
 from pyrunc.syscalls.consts import JOIN_ORDER, NAMESPACE_FLAGS
 
@@ -116,6 +117,7 @@ def spawn(job: Job, cgroup, state: dict) -> int:
     proc_pid = pid
     try:
         with parent_end:
+            crash.point("exec", "child-born")
             if job.needs_fork():
                 proc_pid = parent_end.recv("pid")["pid"]
             if not placed:
@@ -125,6 +127,7 @@ def spawn(job: Job, cgroup, state: dict) -> int:
                 parent_end.send("go")
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the child already failed: its error is queued for _await_exec
+            crash.point("exec", "placed")
             confine.hand_over_listener(job.confine, parent_end, state, proc_pid)
             _await_exec(parent_end)
     except BaseException:
@@ -178,21 +181,18 @@ def _await_exec(chan: Channel) -> None:
         raw = chan.sock.recv(MAX_MSG + 1)
     except ConnectionResetError:  # the child exited leaving our "go" unread; its error is still queued
         raw = chan.sock.recv(MAX_MSG + 1)
-    if not raw:
-        return
-    try:
-        msg = jsonio.loads(raw)
-    except ValueError:
-        raise ProtocolError("malformed internal message refused") from None
-    if msg.get("type") == "error":
-        raise PyruncError(str(msg.get("msg", "unknown error")))
-    raise ProtocolError(f"expected execve from the exec'd process, got {msg.get('type')!r}")
+    if raw:  # an error (raised here), or anything else: refused
+        chan.decode(raw, ("execve",))
+        raise ProtocolError("expected execve from the exec'd process")
 
 
 # ---- child ------------------------------------------------------------------------------------
 
 def _child(job: Job, chan: Channel, cgroup) -> NoReturn:
     try:
+        # Until execve we die with `exec`: killed before we are in the container's cgroup,
+        # we would be a process that no `delete` finds.
+        die_with_parent(chan)
         # Before any container namespace: nothing inside may open our /proc files or ptrace us.
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
         sched.set_affinity(0, job.attrs.cpus_initial, "initial")
@@ -202,6 +202,7 @@ def _child(job: Job, chan: Channel, cgroup) -> NoReturn:
         for ns, fd in job.ns_fds:
             with context(f"setns {ns}"):
                 sc.setns(fd, NAMESPACE_FLAGS[ns], f"/proc/<init>/ns/{_PROC_NS.get(ns, ns)}")
+        crash.child_point("exec", "joined", chan)
         if job.needs_fork():
             fork_and_report_pid(chan)
         # setns(mnt) left us at that namespace's root; the init may be chroot'ed (--no-pivot)
@@ -220,6 +221,9 @@ def _finish(job: Job, chan: Channel) -> NoReturn:
     path, env = become(process, a, c, chan)
     sched.set_affinity(0, a.cpus_final, "final")
     chan.recv("go")  # in all of the container's cgroups now
+    # The process outlives `exec` (`exec -d` exits right after execve); joining a user
+    # namespace or switching user has cleared the death signal already, but not always.
+    sc.prctl(sc.PR_SET_PDEATHSIG, 0)
     sc.close_range(3 + job.preserve_fds, flags=4)  # CLOSE_RANGE_CLOEXEC: our channel goes at execve
     confine.before_exec(c)  # seccomp: nothing but execve after it
     posix.execve(path, process["args"], execute.env_dict(env))

@@ -10,13 +10,13 @@ import posix
 import select
 import sys
 
-from pyrunc import log
+from pyrunc import crash, log
 from pyrunc import unixsock as socket
 from pyrunc.errors import context
 from pyrunc.linux import attrs, confine, devices, execute, mounts, namespaces, net, rootfs, sysctl
 from pyrunc.linux import idmap, userns
 from pyrunc.process.become import become
-from pyrunc.process.protocol import Channel, ProtocolError, fork_and_report_pid, report_and_exit
+from pyrunc.process.protocol import Channel, ProtocolError, die_with_parent, fork_and_report_pid, report_and_exit
 from pyrunc.spec.plan import Plan
 from pyrunc.syscalls import calls as sc
 
@@ -29,6 +29,7 @@ def bootstrap(plan: Plan, chan: Channel, fifo_fd: int, cgroup, born: int) -> NoR
     """First child, born in the new namespaces ``born``: enter the others, fork the init
     if a pid/time namespace entered now needs it."""
     try:
+        die_with_parent(chan)
         # Imported now, what only some configs need: after pivot_root (or in a new
         # user namespace) the host's files, our modules among them, are out of reach.
         if log.debugging():  # for report_and_exit
@@ -46,10 +47,12 @@ def bootstrap(plan: Plan, chan: Channel, fifo_fd: int, cgroup, born: int) -> NoR
         idmap.prepare(plan)  # while still root in the host's namespaces
         namespaces.join(plan)
         userns.enter(plan, chan)
+        die_with_parent(chan)  # becoming root of a user namespace cleared it
         namespaces.unshare(plan, born)
         offsets = plan.config.get("linux", {}).get("timeOffsets")
         if offsets:
             namespaces.write_time_offsets(offsets)
+        crash.child_point("create", "namespaces", chan)
         if namespaces.needs_fork(plan, born):
             fork_and_report_pid(chan)
         else:
@@ -80,6 +83,7 @@ def init(plan: Plan, chan: Channel, fifo_fd: int, cgroup) -> NoReturn:
         sc.setdomainname(plan.domainname)
     if plan.new_ns & sc.CLONE_NEWNET:
         net.loopback_up()
+    crash.child_point("create", "rootfs", chan)
     start_sync = None
     if plan.config.get("hooks"):
         from pyrunc import hooks  # imported by bootstrap
@@ -96,7 +100,12 @@ def init(plan: Plan, chan: Channel, fifo_fd: int, cgroup) -> NoReturn:
     if not plan.no_new_keyring:
         _join_keyring(plan.id)
     path, env = become(process, a, plan.confine, chan)  # process/become.py, shared with exec
+    die_with_parent(chan)  # the user switch cleared it
+    crash.child_point("create", "user", chan)
     chan.send("ready")
+    _await_parent(chan, "created")  # the state is complete: from now on we outlive create
+    sc.prctl(sc.PR_SET_PDEATHSIG, 0)
+    chan.send("detached")
     _wait_for_start(fifo_fd)
     if start_sync is not None:
         from pyrunc import hooks  # imported by bootstrap
@@ -125,7 +134,8 @@ def _join_keyring(cid: str) -> None:
 
 
 def _wait_for_start(fifo_fd: int) -> None:
-    """Block until `start` writes to exec.fifo (opened O_RDONLY|O_NONBLOCK by the parent)."""
+    """Block until `start` writes to exec.fifo. The parent opened it O_RDWR|O_NONBLOCK: as a
+    writer ourselves we never see EOF or POLLHUP when a `state` probe opens and closes it."""
     poller = select.poll()
     poller.register(fifo_fd, select.POLLIN)
     while True:
@@ -133,6 +143,5 @@ def _wait_for_start(fifo_fd: int) -> None:
         try:
             if posix.read(fifo_fd, 1):
                 return
-        except BlockingIOError:
+        except BlockingIOError:  # woken without a byte: wait again
             continue
-        select.select([], [], [], 0.05)  # a writer came and went without a byte: keep waiting

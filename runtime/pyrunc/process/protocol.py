@@ -21,7 +21,13 @@ expected when anything else arrives, and EOF means every child end is closed
     child  -> parent seccomp-fd [fd]               the seccomp listener (SCMP_ACT_NOTIFY only), one fd
                                                    in SCM_RIGHTS; any other message carrying fds is refused
     child  -> parent ready    -                    the init is set up and waits on exec.fifo
+    parent -> child  created  -                    state.json is complete: the init may outlive us
+    child  -> parent detached -                    it no longer dies with us (PR_SET_PDEATHSIG 0)
     child  -> parent error    msg                  setup failed; the child exits
+    child  -> parent crash    -                    tests only (crash.py): the runtime dies on reading it
+
+Every child dies with the runtime (die_with_parent) until "detached": a runtime killed
+at any step leaves no process behind that nobody knows about.
 
 exec (process/exec.py) uses: pid (only when the child had to fork for the pid
 namespace: rootless), go (sent once the parent put the process in the cgroup2; the
@@ -32,9 +38,12 @@ from __future__ import annotations
 
 import posix
 
-from pyrunc import jsonio, log
+import select
+
+from pyrunc import crash, jsonio, log
 from pyrunc import unixsock as socket
 from pyrunc.errors import PyruncError
+from pyrunc.syscalls import calls as sc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -81,7 +90,7 @@ class Channel:
     def _recv(self, expected: tuple[str, ...], nfds: int) -> tuple[dict, list[int]]:
         raw, fds, _flags, _addr = socket.recv_fds(self.sock, MAX_MSG + 1, 1, socket.MSG_CMSG_CLOEXEC)
         try:
-            msg = self._decode(raw, expected)
+            msg = self.decode(raw, expected)
             if len(fds) != nfds:
                 raise ProtocolError(f"internal message {msg['type']!r} with {len(fds)} fds refused")
         except BaseException:
@@ -90,7 +99,7 @@ class Channel:
             raise
         return msg, fds
 
-    def _decode(self, raw: bytes, expected: tuple[str, ...]) -> dict:
+    def decode(self, raw: bytes, expected: tuple[str, ...]) -> dict:
         if not raw:
             raise ProtocolError(f"container setup died before sending {'/'.join(expected)}")
         if len(raw) > MAX_MSG:
@@ -100,11 +109,19 @@ class Channel:
             kind = msg["type"]
         except (ValueError, TypeError, KeyError):
             raise ProtocolError("malformed internal message refused") from None
+        if kind == "crash":
+            crash.die()
         if kind == "error" and "error" not in expected:
             raise PyruncError(str(msg.get("msg", "unknown error")))
         if kind not in expected:
             raise ProtocolError(f"expected {'/'.join(expected)} from the container, got {kind!r}")
         return msg
+
+    def peer_gone(self) -> bool:
+        """Whether the other end is closed: its process died (or gave up on us)."""
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLRDHUP)
+        return any(ev & (select.POLLHUP | select.POLLRDHUP) for _, ev in poller.poll(0))
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -119,15 +136,28 @@ class Channel:
         self.close()
 
 
+def die_with_parent(chan: Channel) -> None:
+    """SIGKILL us when our parent dies (PR_SET_PDEATHSIG), and if it died before that was
+    set, exit now: its end of ``chan`` is closed then. getppid() cannot tell: in a new pid
+    namespace it is 0. The kernel clears the setting at every credential change (a user
+    switch, becoming root of a user namespace), so it is set again after each."""
+    sc.prctl(sc.PR_SET_PDEATHSIG, 9)
+    if chan.peer_gone():
+        posix._exit(1)
+
+
 def fork_and_report_pid(chan: Channel) -> None:
     """Fork for a pid or time namespace entered before: the parent sends "pid" (the child's
-    pid as the runtime sees it) and exits; the child returns. The child first waits for
-    the parent's exit (EOF on a pipe), so "pid" always arrives before anything it sends."""
+    pid as the runtime sees it) and exits; the child returns. CLONE_PARENT makes the child
+    the runtime's own child, so that it dies with the runtime and not with its exiting
+    parent. The child first waits for its forker's exit (EOF on a pipe), so "pid" always
+    arrives before anything it sends."""
     hold_r, hold_w = posix.pipe2(posix.O_CLOEXEC)
-    pid = posix.fork()
+    pid = sc.clone3(-1, sc.CLONE_PARENT)
     if pid:
         chan.send("pid", pid=pid)
         posix._exit(0)
+    die_with_parent(chan)
     posix.close(hold_w)
     posix.read(hold_r, 1)
     posix.close(hold_r)

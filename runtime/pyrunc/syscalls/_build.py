@@ -117,8 +117,8 @@ ffi.set_source(
     static int pr_bpf(int cmd, void *attr, unsigned int size) { return syscall(SYS_bpf, cmd, attr, size); }
     /* os.fork(), but born in the cgroup2 directory cgroup_fd when it is >= 0 (clone3
        CLONE_INTO_CGROUP: no cgroup.procs write, whose global lock waits for an RCU grace
-       period) and in the new namespaces ns_flags (CLONE_NEW*). CPython's own fork hooks
-       run around it, with the GIL (cffi released it for the call). */
+       period) and in the new namespaces ns_flags (CLONE_NEW*; or CLONE_PARENT: the child is
+       our parent's). CPython's own fork hooks run around it, with the GIL (cffi released it for the call). */
     /* Stable ABI since 3.7, but the limited-API headers cffi uses only declare them for a versioned Py_LIMITED_API. */
     void PyOS_BeforeFork(void);
     void PyOS_AfterFork_Parent(void);
@@ -136,7 +136,8 @@ ffi.set_source(
             a.flags |= 0x200000000ULL; /* CLONE_INTO_CGROUP */
             a.cgroup = (uint64_t)cgroup_fd;
         }
-        a.exit_signal = 17;       /* SIGCHLD */
+        /* SIGCHLD; with CLONE_PARENT the kernel takes our own exit signal and wants 0 here */
+        a.exit_signal = (ns_flags & 0x8000ULL) ? 0 : 17;
         PyOS_BeforeFork();
         pid = syscall(435 /* SYS_clone3 */, &a, sizeof a);
         err = errno;

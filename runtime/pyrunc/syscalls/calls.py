@@ -144,7 +144,8 @@ def set_mempolicy(mode: int, nodes: list[int]) -> None:
 
 def clone3(cgroup_fd: int = -1, ns_flags: int = 0) -> int:
     """posix.fork(), with the child born in the cgroup2 directory ``cgroup_fd`` (CLONE_INTO_CGROUP:
-    no cgroup.procs write, so no wait for an RCU grace period) and in new namespaces ``ns_flags``."""
+    no cgroup.procs write, so no wait for an RCU grace period) and in new namespaces ``ns_flags``
+    (which may also hold CLONE_PARENT: the child is then our parent's child)."""
     return _call("clone3", lambda: lib.pr_clone3(cgroup_fd, ns_flags))
 
 

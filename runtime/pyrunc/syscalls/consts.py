@@ -3,6 +3,7 @@ import posix
 
 # clone(2) / unshare(2) / setns(2) namespace flags
 CLONE_NEWTIME = 0x00000080
+CLONE_PARENT = 0x00008000  # the child's parent is our parent (clone3 flag, not a namespace)
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
 CLONE_NEWUTS = 0x04000000
@@ -79,6 +80,7 @@ PROC_SUPER_MAGIC = 0x9FA0
 DEVPTS_SUPER_MAGIC = 0x1CD1
 
 # prctl(2)
+PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_DROP = 24
