@@ -3,7 +3,9 @@
 # The cgroup tests on a pure cgroup v2 kernel, all in one guest boot
 # (hack/v2-guest.sh): the manager tests in tests/cgroups and the tests that run
 # real pyrunc containers (tests/test_cgroup_commands.py, the same checks as on
-# this host but reading the v2 files, and tests/test_cgroups_v2_containers.py).
+# this host but reading the v2 files, and tests/test_cgroups_v2_containers.py),
+# and the runtime killed at each step of create and delete (tests/test_crash.py:
+# on v2, delete -f kills through cgroup.kill; SIGKILL only, _exit adds nothing there).
 # The containers need the project's venv (its pyrunc script and cffi build);
 # PYTHON overrides it. Exits with pytest's status.
 #
@@ -15,9 +17,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-.venv/bin/python}
 [ -x "$py" ] || { echo "test-v2: $py not found (hack/setup.sh creates .venv)" >&2; exit 2; }
-tests=(env PYTHONPATH=runtime PYTHONDONTWRITEBYTECODE=1 "$py"
+tests=(env PYTHONPATH=runtime PYTHONDONTWRITEBYTECODE=1 PYRUNC_CRASH_MODES=kill "$py"
   -m pytest -p no:cacheprovider -q -rs
-  tests/cgroups tests/test_cgroup_commands.py tests/test_cgroups_v2_containers.py "$@")
+  tests/cgroups tests/test_cgroup_commands.py tests/test_cgroups_v2_containers.py
+  tests/test_crash.py::test_create_killed_at_each_step tests/test_crash.py::test_delete_killed_at_each_step "$@")
 results=${CONFORMANCE_V2_RESULTS:-}
 [ -n "$results" ] || exec hack/v2-guest.sh "${tests[@]}"
 
