@@ -3,7 +3,8 @@
 #   apt packages (busybox-static for rootfs, libseccomp, a compiler for the cffi layer),
 #   a .venv in the checkout with pyrunc installed (editable) and, with --test, what the
 #   test suite drives: runc and crun to compare with, containerd/podman/conmon, qemu and
-#   Debian's kernel for the cgroup-v2 guest lane, hyperfine for benchmarks.
+#   Debian's kernel for the cgroup-v2 guest lane, Go to build OCI runtime-tools'
+#   validation suite, hyperfine for benchmarks.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "setup.sh: run as root" >&2; exit 1; }
@@ -11,7 +12,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 pkgs=(busybox-static libseccomp2 libseccomp-dev libffi-dev gcc iproute2 procps python3 python3-venv python3-dev)
 if [ "${1:-}" = --test ]; then
   pkgs+=(runc crun hyperfine containerd podman conmon uidmap criu qemu-system-x86 linux-image-amd64
-         kmod cpio xz-utils zstd file e2fsprogs)
+         kmod cpio xz-utils zstd file e2fsprogs golang-go)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

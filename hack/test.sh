@@ -4,7 +4,9 @@
 #      (containerd and podman driving pyrunc) and the schema checks;
 #   2. the cgroup v2 lane: the cgroup tests again inside a qemu guest with a pure v2 hierarchy,
 #      plus the conformance suite's v2-only tests;
-#   3. conformance: the requirement catalogue check, then the conformance suite against
+#   3. OCI runtime-tools' validation suite against pyrunc (hack/runtime-tools.sh), failing
+#      on any test not in conformance/runtime-tools-expected.txt;
+#   4. conformance: the requirement catalogue check, then the conformance suite against
 #      pyrunc, reported per requirement with the v2 guest's results merged in.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +19,7 @@ trap 'rm -rf "$conf"' EXIT
 if [ -z "${PYRUNC_SKIP_V2:-}" ] && [ -x hack/test-v2.sh ]; then
   CONFORMANCE_V2_RESULTS=$conf/v2.json hack/test-v2.sh || rc=$?
 fi
+hack/runtime-tools.sh || rc=$?
 python3 conformance/catalogue.py check || rc=$?
 merge=()
 [ -s "$conf/v2.json" ] && merge=(--merge "$conf/v2.json")

@@ -1,0 +1,114 @@
+#!/bin/bash
+# runtime-tools.sh [TEST...]: OCI runtime-tools' validation suite against a runtime.
+#
+# Builds the suite from ../shared/peers/runtime-tools-260e151.tar.gz (Debian's Go, its
+# vendored modules, nothing downloaded) into a cache outside the checkout, then runs each
+# validation test (all, or the TESTs named) one at a time against RUNTIME (default: the
+# venv's pyrunc) with a state root and a TMPDIR of its own, and cleans what it left:
+# containers, its bundles, the suite's fixed cgroup paths (/cgrouptest, testdir/cgrouptest)
+# on every hierarchy. Prints one line per test and the totals of assertions ("N passed,
+# N failed, N skipped"). Exits 1 when a test fails that conformance/runtime-tools-expected.txt
+# does not list with its cause, or when a listed test passes: the list cannot go stale.
+# RUNTIME_TOOLS_TAP=DIR keeps each test's TAP output there.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+tarball=${RUNTIME_TOOLS_TARBALL:-$here/../shared/peers/runtime-tools-260e151.tar.gz}
+cache=${PYRUNC_CACHE:-/var/cache/pyrunc}/runtime-tools-260e151
+runtime=${RUNTIME:-$here/.venv/bin/pyrunc}
+expected=$here/conformance/runtime-tools-expected.txt
+
+if [ ! -f "$tarball" ]; then
+  echo "runtime-tools: $tarball not found (it comes with ../shared): lane not run" >&2
+  exit 0
+fi
+command -v go >/dev/null || { echo "runtime-tools: no go (hack/setup.sh --test installs golang-go)" >&2; exit 2; }
+
+# -- build, once per tarball ---------------------------------------------------------------
+if [ ! -f "$cache/.built" ] || [ "$tarball" -nt "$cache/.built" ]; then
+  rm -rf "$cache" "$cache.tmp"
+  mkdir -p "$cache.tmp"
+  tar xzf "$tarball" -C "$cache.tmp" --strip-components=1
+  (
+    cd "$cache.tmp"
+    export GOFLAGS=-mod=vendor GOPROXY=off CGO_ENABLED=0 GOCACHE="$cache.gocache"
+    go build ./cmd/runtimetest
+    for d in validation/*/; do
+      n=$(basename "$d")
+      [ "$n" = util ] || go build -o "validation/$n/$n.t" "./validation/$n"
+    done
+  )
+  touch "$cache.tmp/.built"
+  mv "$cache.tmp" "$cache"
+  rm -rf "$cache.gocache"
+fi
+
+# -- run -----------------------------------------------------------------------------------
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# The suite calls "$RUNTIME create|start|state|kill|delete ...": give it a root of its own.
+cat > "$work/runtime" <<EOF
+#!/bin/sh
+exec "$runtime" --root "$work/root" "\$@"
+EOF
+chmod 755 "$work/runtime"
+
+cleanup() {  # whatever a test left: containers, its bundles, the suite's fixed cgroups
+  local id
+  for id in $(ls "$work/root" 2>/dev/null); do "$work/runtime" delete -f "$id" >/dev/null 2>&1 || true; done
+  rm -rf "$work/root" "$work/tmp"
+  mkdir "$work/tmp"
+  # /cgrouptest at the top of each hierarchy, testdir/cgrouptest below the runtime's own
+  # cgroup (a relative cgroupsPath); rmdir takes only what is empty, so nothing else goes.
+  find /sys/fs/cgroup -mindepth 1 -depth -type d -path '*/cgrouptest*' -exec rmdir {} + 2>/dev/null || true
+  find /sys/fs/cgroup -mindepth 1 -depth -type d -name testdir -exec rmdir {} + 2>/dev/null || true
+}
+
+census() {  # cgroup directories and mounts: the lane must leave both as it found them
+  find /sys/fs/cgroup -type d | sort
+  awk '{print $5}' /proc/self/mountinfo | sort
+}
+
+declare -A cause=()
+while IFS= read -r line; do
+  case $line in ''|'#'*) continue ;; esac
+  cause[${line%% *}]=${line#* }
+done < "$expected"
+
+tests=("$@")
+[ ${#tests[@]} -gt 0 ] || tests=($(cd "$cache/validation" && ls -d */ | tr -d / | grep -vx util))
+ok=0; notok=0; skip=0; bad=0
+census > "$work/census.before"
+for n in "${tests[@]}"; do
+  cleanup
+  rc=0
+  (cd "$cache" && TMPDIR="$work/tmp" RUNTIME="$work/runtime" timeout 120 "validation/$n/$n.t") > "$work/$n.tap" 2>&1 || rc=$?
+  [ -z "${RUNTIME_TOOLS_TAP:-}" ] || { mkdir -p "$RUNTIME_TOOLS_TAP"; cp "$work/$n.tap" "$RUNTIME_TOOLS_TAP/"; }
+  cleanup
+  o=$(grep -c '^ok' "$work/$n.tap" || true)
+  s=$(grep -ci '^ok.*# skip' "$work/$n.tap" || true)
+  f=$(grep -c '^not ok' "$work/$n.tap" || true)
+  ok=$((ok + o - s)); skip=$((skip + s)); notok=$((notok + f))
+  # a plan of 1..0 without "# SKIP" is a test that gave up before its first assertion
+  if [ "$f" -eq 0 ] && [ "$rc" -eq 0 ] && ! grep -qx '1\.\.0' "$work/$n.tap"; then verdict=pass; else verdict=fail; fi
+  counts="$((o - s)) ok, $f not ok, $s skipped"
+  [ "$rc" -eq 0 ] || counts="$counts, exit $rc"
+  if [ -n "${cause[$n]:-}" ]; then
+    if [ $verdict = pass ]; then
+      echo "XPASS $n ($counts): listed as expected to fail (${cause[$n]}); take it off the list"; bad=1
+    else
+      echo "xfail $n ($counts): ${cause[$n]}"
+    fi
+  elif [ $verdict = pass ]; then
+    echo "pass  $n ($counts)"
+  else
+    echo "FAIL  $n ($counts)"; bad=1
+    { grep '^not ok' "$work/$n.tap" || grep -m3 '"error"\|^pyrunc' "$work/$n.tap" || tail -3 "$work/$n.tap"; } |
+      head -5 | sed 's/^/        /'
+  fi
+done
+census > "$work/census.after"
+if ! diff "$work/census.before" "$work/census.after" > "$work/census.diff"; then
+  echo "LEAK  the lane left the host changed (< before, > after):"; sed 's/^/        /' "$work/census.diff"; bad=1
+fi
+echo "runtime-tools assertions: $ok passed, $notok failed, $skip skipped"
+exit $bad
