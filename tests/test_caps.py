@@ -1,6 +1,7 @@
 """Capabilities and noNewPrivileges (issue 4): the five sets, read from the host's /proc/<pid>/status."""
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,23 @@ def test_ambient_outside_inheritable_warns_and_is_not_raised(pyrunc, bundle, cid
     proc = pyrunc("run", "--bundle", str(bundle.path), cid)
     assert proc.stdout.split() == ["CapAmb:", "0000000000000000"]
     assert "cannot raise CAP_KILL" in proc.stderr
+
+
+def test_capability_the_runtime_lacks_warns_and_runs(pyrunc, bundle, cid):
+    """config.md: a capability that cannot be granted MUST be logged as a warning, and the
+    runtime SHOULD NOT fail. The runtime runs without CAP_SYS_RESOURCE (capsh drops it from
+    its bounding set), the config asks for it in all five sets, with CAP_KILL."""
+    caps = {k: ["CAP_KILL", "CAP_SYS_RESOURCE"] for k in ("bounding", "effective", "permitted", "inheritable",
+                                                         "ambient")}
+    bundle.config["process"]["capabilities"] = caps
+    bundle.sh("grep ^Cap /proc/self/status")
+    bundle.write()
+    proc = subprocess.run(["capsh", "--drop=cap_sys_resource", "--", "-c", 'exec "$@"', "sh",
+                           *pyrunc.cmd("run", "--bundle", str(bundle.path), cid)],
+                          capture_output=True, text=True, start_new_session=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    got = {k: int(v, 16) for k, v in (line.split(":") for line in proc.stdout.split("\n") if line)}
+    assert got == {"CapBnd": mask("CAP_KILL"), "CapEff": mask("CAP_KILL"), "CapPrm": mask("CAP_KILL"),
+                   "CapInh": mask("CAP_KILL"), "CapAmb": mask("CAP_KILL")}
+    for set_name in ("bounding", "effective", "permitted", "inheritable"):
+        assert f"process.capabilities.{set_name}: cannot grant CAP_SYS_RESOURCE" in proc.stderr, proc.stderr

@@ -98,6 +98,7 @@ def drop_bounding(sets: CapSets) -> None:
     """Step 1 (as root, before the uid switch): keep permitted across it, shrink the bounding set."""
     from pyrunc.syscalls import calls as sc
 
+    _warn_dropped("bounding", sets.bounding, sets.bounding & _bounding(sets.last))  # type: ignore[attr-defined]
     sc.prctl(k.PR_SET_KEEPCAPS, 1)
     for cap in range(sets.last + 1):
         if not sets.bounding >> cap & 1:  # type: ignore[attr-defined]
@@ -122,7 +123,18 @@ def apply(sets: CapSets) -> None:
     from pyrunc.syscalls import calls as sc
 
     sc.prctl(k.PR_SET_KEEPCAPS, 0)
-    sc.capset(sets.effective, sets.permitted, sets.inheritable)  # type: ignore[attr-defined]
+    # runtime-spec 1.3 config.md: a capability that "cannot be granted otherwise MUST be
+    # logged as a warning"; runtimes "SHOULD NOT fail". capset(2) refuses a permitted bit we
+    # do not hold, or an inheritable bit outside (inheritable | permitted) and the bounding set.
+    _eff, have_perm, have_inh = sc.capget()
+    bset = _bounding(sets.last)
+    perm = sets.permitted & have_perm  # type: ignore[attr-defined]
+    inh = sets.inheritable & (have_inh | have_perm) & (have_inh | bset)  # type: ignore[attr-defined]
+    eff = sets.effective & perm  # type: ignore[attr-defined]
+    _warn_dropped("effective", sets.effective, eff)  # type: ignore[attr-defined]
+    _warn_dropped("permitted", sets.permitted, perm)  # type: ignore[attr-defined]
+    _warn_dropped("inheritable", sets.inheritable, inh)  # type: ignore[attr-defined]
+    sc.capset(eff, perm, inh)
     sc.prctl(k.PR_CAP_AMBIENT, k.PR_CAP_AMBIENT_CLEAR_ALL)
     for cap in range(sets.last + 1):
         if sets.ambient >> cap & 1:  # type: ignore[attr-defined]
@@ -130,3 +142,15 @@ def apply(sets: CapSets) -> None:
                 sc.prctl(k.PR_CAP_AMBIENT, k.PR_CAP_AMBIENT_RAISE, cap)
             except OSError as exc:  # not in permitted+inheritable: warn and go on, as runc
                 log.warn(f"process.capabilities.ambient: cannot raise {NAMES[cap]}: {exc}")
+
+
+def _bounding(last: int) -> int:
+    from pyrunc.syscalls import calls as sc
+
+    return sum(1 << cap for cap in range(last + 1) if sc.prctl(k.PR_CAPBSET_READ, cap) == 1)
+
+
+def _warn_dropped(set_name: str, wanted: int, granted: int) -> None:
+    lost = [NAMES[cap] for cap in range(len(NAMES)) if (wanted & ~granted) >> cap & 1]
+    if lost:
+        log.warn(f"process.capabilities.{set_name}: cannot grant {', '.join(lost)} (not held by the runtime)")
