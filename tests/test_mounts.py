@@ -308,11 +308,35 @@ def test_proc_that_is_not_procfs_is_refused_for_masking(pyrunc, bundle, cid):
     assert Path(bundle.rootfs / "etc" / "passwd").read_text().startswith("root:")
 
 
-@pytest.mark.parametrize("prop", ["shared", "rshared", "private", "rprivate", "slave", "rslave"])
+@pytest.mark.parametrize("prop", ["shared", "rshared", "private", "rprivate", "slave", "rslave", "unbindable"])
 def test_rootfs_propagation(pyrunc, bundle, cid, prop):
     bundle.config["linux"]["rootfsPropagation"] = prop
     extra = [{"destination": "/mnt/s", "type": "tmpfs", "source": "tmpfs", "options": ["shared"]}]
     got = run_mountinfo(pyrunc, bundle, cid, extra)
     root_shared = any(o.startswith("shared:") for o in got["/"].optional)
     assert root_shared == prop.endswith("shared")
+    assert ("unbindable" in got["/"].optional) == (prop == "unbindable")  # the rootfs: cannot be bound
     assert any(o.startswith("shared:") for o in got["/mnt/s"].optional)  # a mount's own option stays
+
+
+def test_no_mount_namespace_chroots_and_leaves_the_runtimes_root(pyrunc, bundle, cid, tmp_path):
+    """Without a mount namespace the container shares the runtime's (config-linux.md: it
+    MUST inherit it): pyrunc chroots, and must never pivot_root that namespace. Run in a
+    mount namespace of the test's own, with the rootfs a mount point (as under containerd),
+    so a runtime that pivots cannot take the host's root away."""
+    bundle.config["linux"]["namespaces"] = []
+    bundle.config.pop("hostname", None)
+    (bundle.rootfs / "marker").write_text("inside\n")
+    bundle.sh("cat /marker; exec sleep 1000")  # no mounts without a mount namespace: no /proc inside
+    rt = " ".join(pyrunc.cmd())
+    script = (f"mount --bind {bundle.rootfs} {bundle.rootfs}; {rt} run -d -b {bundle.path} {cid} > {tmp_path}/out; "
+              f"pid=$({rt} state {cid} | sed -n 's/.*\"pid\": \\([0-9]*\\).*/\\1/p'); "
+              f"readlink /proc/$pid/ns/mnt /proc/self/ns/mnt; {rt} delete -f {cid}; "
+              "test -x /usr/bin/python3 && echo host-root-intact")
+    proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                          capture_output=True, text=True, start_new_session=True, timeout=60)
+    out = proc.stdout.split()
+    assert len(out) == 3 and out[2] == "host-root-intact", f"the runtime's root was replaced: {proc.stderr}"
+    inside_ns, outside_ns, _ = out
+    assert (tmp_path / "out").read_text() == "inside\n"  # it saw its rootfs as /
+    assert inside_ns == outside_ns  # the runtime's mount namespace, inherited

@@ -29,8 +29,11 @@ _STATVFS_FLAGS = ((posix.ST_RDONLY, sc.MS_RDONLY), (posix.ST_NOSUID, sc.MS_NOSUI
 
 def setup_root(plan: Plan) -> int:
     """Make the rootfs a mount point of its own in a private-enough tree; return an O_PATH fd to it."""
+    prop = plan.rootfs_propagation
+    if prop & sc.MS_UNBINDABLE:  # the rootfs's self-bind below would be EINVAL; pivot() sets it after
+        prop = sc.MS_SLAVE | sc.MS_REC
     with context("linux.rootfsPropagation"):
-        sc.mount(None, "/", None, plan.rootfs_propagation)
+        sc.mount(None, "/", None, prop)
     with context(f"root.path {plan.rootfs}"):
         _parent_mount_private(plan.rootfs)
         sc.mount(plan.rootfs, plan.rootfs, None, sc.MS_BIND | sc.MS_REC)

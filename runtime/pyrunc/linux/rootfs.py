@@ -51,6 +51,15 @@ def pivot(rootfs: str, no_pivot: bool, propagation: str | None = None) -> None:
             sc.mount(None, "/", None, PROPAGATION[propagation] & ~sc.MS_REC)
 
 
+def chroot(rootfs: str) -> None:
+    """No mount namespace of the container's own: pivot_root (or --no-pivot's MS_MOVE) would
+    swap the root of every process in the runtime's namespace. chroot changes only ours."""
+    with context(f"chroot {rootfs}"):
+        posix.chdir(rootfs)
+        posix.chroot(".")
+        posix.chdir("/")
+
+
 def _open_existing(rootfd: int, path: str) -> int | None:
     """An O_PATH fd for ``path`` in the root, or None when it does not exist (nothing to protect)."""
     try:

@@ -88,7 +88,10 @@ def init(plan: Plan, chan: Channel, fifo_fd: int, cgroup) -> NoReturn:
     if plan.config.get("hooks"):
         from pyrunc import hooks  # imported by bootstrap
         start_sync = hooks.create_container(plan, chan)  # after prestart/createRuntime in the parent
-    rootfs.pivot(plan.rootfs, plan.no_pivot, plan.config.get("linux", {}).get("rootfsPropagation"))
+    if plan.has_ns("mount"):
+        rootfs.pivot(plan.rootfs, plan.no_pivot, plan.config.get("linux", {}).get("rootfsPropagation"))
+    else:  # the runtime's own mount namespace (config-linux.md: inherited): never pivot it
+        rootfs.chroot(plan.rootfs)
     if plan.config.get("linux", {}).get("netDevices"):
         _await_parent(chan, "netdevices-done")  # net.* sysctls may name a moved device
     sysctl.apply(plan.config.get("linux", {}).get("sysctl") or {})
