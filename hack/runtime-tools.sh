@@ -98,7 +98,7 @@ for n in "${tests[@]}"; do
   if [ "$f" -eq 0 ] && [ "$rc" -eq 0 ] && [ $gave_up = no ]; then verdict=pass; else verdict=fail; fi
   counts="$((o - s)) ok, $f not ok, $s skipped"
   [ "$rc" -eq 0 ] || counts="$counts, exit $rc"
-  if [ "${cause[$n]%%:*}" = race ]; then  # a race in the suite: either outcome says nothing of us
+  if [ "${cause[$n]:-}" != "" ] && [ "${cause[$n]%%:*}" = race ]; then  # a race in the suite: either outcome says nothing of us
     echo "race  $n ($counts): $verdict this time, see conformance/runtime-tools-expected.txt"
   elif [ -n "${cause[$n]:-}" ]; then
     if [ $verdict = pass ]; then
