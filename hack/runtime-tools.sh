@@ -46,7 +46,7 @@ fi
 # -- run -----------------------------------------------------------------------------------
 work=$(mktemp -d)
 chmod 755 "$work"  # bundles live below it: a container's root in a user namespace must get through
-trap 'rm -rf "$work"' EXIT
+trap 'cleanup; rm -rf --one-file-system "$work"' EXIT
 # The suite calls "$RUNTIME create|start|state|kill|delete ...": give it a root of its own.
 cat > "$work/runtime" <<EOF
 #!/bin/sh
@@ -57,7 +57,11 @@ chmod 755 "$work/runtime"
 cleanup() {  # whatever a test left: containers, its bundles, the suite's fixed cgroups
   local id
   for id in $(ls "$work/root" 2>/dev/null); do "$work/runtime" delete -f "$id" >/dev/null 2>&1 || true; done
-  rm -rf "$work/root" "$work/tmp"
+  # A runtime may leave mounts in our namespace (runc does, for a container without a mount
+  # namespace: its /proc, /dev, /sys inside the bundle): detach them, never rm through them.
+  awk -v w="$work/" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | sort -r |
+    while read -r m; do echo "$m" >> "$work/leaked"; umount -l "$m"; done
+  rm -rf --one-file-system "$work/root" "$work/tmp"
   mkdir -m 1777 "$work/tmp"
   # /cgrouptest at the top of each hierarchy, testdir/cgrouptest below the runtime's own
   # cgroup (a relative cgroupsPath); rmdir takes only what is empty, so nothing else goes.
@@ -85,7 +89,11 @@ for n in "${tests[@]}"; do
   rc=0
   (cd "$cache" && TMPDIR="$work/tmp" RUNTIME="$work/runtime" timeout 120 "validation/$n/$n.t") > "$work/$n.tap" 2>&1 || rc=$?
   [ -z "${RUNTIME_TOOLS_TAP:-}" ] || { mkdir -p "$RUNTIME_TOOLS_TAP"; cp "$work/$n.tap" "$RUNTIME_TOOLS_TAP/"; }
+  rm -f "$work/leaked"
   cleanup
+  if [ -s "$work/leaked" ]; then
+    echo "LEAK  $n left mounts in the runtime's namespace:"; sed 's/^/        /' "$work/leaked"; bad=1
+  fi
   o=$(grep -c '^ok' "$work/$n.tap" || true)
   s=$(grep -ci '^ok.*# skip' "$work/$n.tap" || true)
   f=$(grep -c '^not ok' "$work/$n.tap" || true)
