@@ -259,7 +259,10 @@ def test_kill_all_reaches_every_process_even_paused(pyrunc, bundle, cid):
 
 
 def test_pids_limit_holds_a_fork_bomb(pyrunc, bundle, cid):
-    _, cg = start(pyrunc, bundle, cid, "b() { b | b & }; b; exec sleep 1000", resources={"pids": {"limit": 20}})
+    # The bomb in a child shell: ash forks each element of a background pipeline from the shell
+    # that runs it, and exits when a fork fails, which the init must not do.
+    _, cg = start(pyrunc, bundle, cid, "sh -c 'b() { b | b & }; b' & exec sleep 1000",
+                  resources={"pids": {"limit": 20}})
     wait_for(lambda: cg.keyed("pids", "pids.events").get("max", 0) > 0, timeout=60,
              what="the pids limit to refuse a fork")
     for _ in range(20):

@@ -154,3 +154,21 @@ def test_mknod_refused_and_no_host_node_is_an_error(pyrunc, bundle, cid):
     assert proc.returncode != 0
     err = proc.stderr.strip()
     assert "\n" not in err and "linux.devices[0] /dev/pyrunc-no-such-node" in err and "EPERM" in err, err
+
+
+
+def test_config_entry_for_a_default_device_replaces_it(pyrunc, bundle, cid):
+    """podman --privileged lists every host device, /dev/null among them. With mknod refused
+    (here: no CAP_MKNOD; under podman: a devices cgroup rule written meanwhile) the default
+    /dev/null was bound from the host, and the config's own /dev/null then hit that mount
+    point. The config's entry now replaces the default: one node, with the config's mode."""
+    bundle.config["linux"]["devices"] = [{"path": "/dev/null", "type": "c", "major": 1, "minor": 3,
+                                          "fileMode": 0o640}]
+    bundle.sh(f"{STAT} /dev/null; grep -c ' /dev/null ' /proc/self/mountinfo; echo hi > /dev/null && echo wrote")
+    proc = subprocess.run(_without_mknod(pyrunc.cmd("run", "-b", str(bundle.path), cid)), capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    assert parse_stat(proc.stdout)["/dev/null"][:3] == ("character special file", 1, 3)
+    assert proc.stdout.split()[-2:] == ["1", "wrote"]  # bound once from the host
+    out = pyrunc("run", "-b", str(bundle.path), cid).stdout  # mknod allowed: the config's mode
+    assert parse_stat(out)["/dev/null"][3] == 0o640, out

@@ -75,7 +75,7 @@ def test_force_delete_racing_start(pyrunc, bundle, cid):
 
 def test_kill_racing_the_containers_own_exit(pyrunc, bundle, cid):
     bundle.args("true")
-    for i in range(10):
+    for i in range(20):
         name = f"{cid}-{i}"
         pyrunc("create", "-b", str(bundle.path), name)
         (src, serr), (krc, kerr) = outcomes([Cmd(pyrunc, "start", name), Cmd(pyrunc, "kill", name, "KILL")])

@@ -43,15 +43,20 @@ def check_id(cid: str) -> None:
         raise UsageError(f"invalid container id {cid!r}: use 1-255 of [A-Za-z0-9_+-.], not '.' or '..'")
 
 
+_PF_EXITING = 0x4  # /proc/<pid>/stat field 9 (flags): set as the process starts to exit
+
+
 def pid_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat, or None if the pid is gone or a zombie."""
+    """Field 22 of /proc/<pid>/stat, or None if the pid is gone, a zombie, or exiting: a
+    dying init closes its files (exec.fifo) before it is a zombie, and must not look
+    "running" meanwhile."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             raw = f.read()
     except (FileNotFoundError, ProcessLookupError):
         return None
     fields = raw[raw.rindex(b")") + 2:].split()
-    if fields[0] in (b"Z", b"X"):
+    if fields[0] in (b"Z", b"X") or int(fields[6]) & _PF_EXITING:
         return None
     return int(fields[19])
 

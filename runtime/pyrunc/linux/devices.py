@@ -51,8 +51,12 @@ def setup(rootfd: int, devices: list[dict], *, defaults: bool) -> None:
     """Create the default devices (unless /dev is a bind mount) and every linux.devices entry."""
     nodes = config_nodes(devices)
     if defaults:
+        # A linux.devices entry for a default's path replaces it (podman --privileged lists
+        # /dev/null and the rest): made twice, a default bound from the host because mknod
+        # was refused would be a mount point the second one cannot replace.
+        given = {n.path for n in nodes}
         nodes[:0] = [Node(f"/dev/{n}", f"/dev/{n}", stat.S_IFCHR | 0o666, posix.makedev(ma, mi))
-                     for n, ma, mi in DEFAULT_DEVICES]
+                     for n, ma, mi in DEFAULT_DEVICES if f"/dev/{n}" not in given]
         devfd = paths.mkdir_all(rootfd, "/dev")
         try:
             for name, target in SYMLINKS:
