@@ -69,8 +69,10 @@ cleanup() {  # whatever a test left: containers, its bundles, the suite's fixed 
   find /sys/fs/cgroup -mindepth 1 -depth -type d -name testdir -exec rmdir {} + 2>/dev/null || true
 }
 
-census() {  # cgroup directories and mounts: the lane must leave both as it found them
-  find /sys/fs/cgroup -type d | sort
+census() {  # mounts, and the cgroup directories the suite can leave: its containers' (named by
+            # their UUID ids) and its fixed paths; the lane must leave both as it found them
+  find /sys/fs/cgroup -type d \( -regex '.*/[0-9a-f]\{8\}-[0-9a-f]\{4\}-[0-9a-f-]*' \
+    -o -path '*cgrouptest*' -o -name testdir \) | sort
   awk '{print $5}' /proc/self/mountinfo | sort
 }
 

@@ -28,12 +28,14 @@ SEED = int(os.environ.get("PYRUNC_CRASH_SEED", "1313"))
 MODES = os.environ.get("PYRUNC_CRASH_MODES", "kill,exit").split(",")
 
 
-def census(root: Path) -> dict[str, set[str]]:
+def census(root: Path, cid: str) -> dict[str, set[str]]:
+    """Mounts, our fds and the state root, whole; cgroup directories on every hierarchy named
+    for the container (the default cgroupsPath is its id): others come and go on a live host."""
     with open("/proc/self/mountinfo") as f:
         mounts = {" ".join(line.split()[:5]) for line in f}
     return {
         "mounts": mounts,
-        "cgroups": {d for d, _, _ in os.walk("/sys/fs/cgroup")},
+        "cgroups": {d for d, _, _ in os.walk("/sys/fs/cgroup") if cid in d},
         "state": set(os.listdir(root)) if root.exists() else set(),
         "fds": set(os.listdir("/proc/self/fd")),
     }
@@ -80,12 +82,12 @@ def host(pyrunc, tmp_path, caller, cid):
     """The census before the test; after it, the same census is required, and no process
     left in any session the caller ran in nor rooted in the test's directory."""
     pyrunc.ids.add(cid)  # for the pyrunc fixture's own leak check
-    before = census(pyrunc.root)
+    before = census(pyrunc.root, cid)
     yield
     for sid in caller.sessions:
         wait_for(lambda: not session_processes(sid), what=f"the processes of session {sid} to exit")
     assert not processes_rooted_under(tmp_path)
-    after = census(pyrunc.root)
+    after = census(pyrunc.root, cid)
     for kind in before:
         assert after[kind] == before[kind], (f"{kind}: left {sorted(after[kind] - before[kind])}, "
                                              f"lost {sorted(before[kind] - after[kind])}")
@@ -225,14 +227,14 @@ def test_killed_at_random_moments(pyrunc, bundle, cid, host, caller):
     for i in range(50):
         name = f"{cid}-{i}"
         pyrunc.ids.add(name)
-        before = census(pyrunc.root)
+        before = census(pyrunc.root, name)
         run_at, delete_at = rng.uniform(0, 0.05), rng.uniform(0, 0.02)
         caller({"argv": pyrunc.cmd("run", "-d", "-b", str(bundle.path), name), "kill_after": run_at},
                {"argv": pyrunc.cmd("delete", "-f", name), "kill_after": delete_at})
         status_after(pyrunc, caller, name)
         for sid in caller.sessions[-2:]:
             wait_for(lambda: not session_processes(sid), what=f"run {i} (seed {SEED}): session {sid} empty")
-        assert census(pyrunc.root) == before, f"run {i} (seed {SEED}, kills at {run_at:.4f}s, {delete_at:.4f}s)"
+        assert census(pyrunc.root, name) == before, f"run {i} (seed {SEED}, kills at {run_at:.4f}s, {delete_at:.4f}s)"
 
 
 # ---- states that do not name a live init never lead to a signal -------------------------------------

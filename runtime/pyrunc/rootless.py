@@ -132,18 +132,14 @@ def _subid_ranges(db: str, user: str, own: int) -> list[tuple[int, int]]:
     return out
 
 
-# linux.resources key -> the controller whose directory applies it ("" = the cgroup2 directory)
-_CONTROLLER = {"memory": "memory", "pids": "pids", "blockIO": "blkio", "hugepageLimits": "hugetlb",
-               "network": "net_cls", "rdma": "rdma", "unified": ""}
-
-
 def _check_cgroups(plan: Plan) -> None:
     """Use cgroups only where delegated to us; refuse limits that could not be applied."""
     from pyrunc.cgroups import open_manager
+    from pyrunc.cgroups.resources import controllers_asked
 
     linux = plan.config.get("linux", {})
     cg = open_manager(linux.get("cgroupsPath"), plan.id, rootless=True)
-    for field, ctrl in _asked(linux.get("resources") or {}):
+    for field, ctrl in controllers_asked(linux.get("resources") or {}):
         d = cg.unified if ctrl == "" else cg.dir_of(ctrl)
         if d is not None and not _can_create(d):
             raise RootlessError(f"linux.resources.{field}: cannot be applied rootless: cgroup {d} is not delegated "
@@ -153,22 +149,6 @@ def _check_cgroups(plan: Plan) -> None:
     blocked = [d for d in cg.dirs.values() if not _can_create(d)]
     if blocked:
         log.debug(f"rootless: cgroups not delegated, not used: {', '.join(blocked)}")
-
-
-def _asked(resources: dict) -> list[tuple[str, str]]:
-    """(field, controller) for each limit the config sets; devices rules are not applied rootless."""
-    out = []
-    for key, val in resources.items():
-        if not val or key == "devices":
-            continue
-        if key == "cpu":
-            if val.get("cpus") or val.get("mems"):
-                out.append(("cpu", "cpuset"))
-            if set(val) - {"cpus", "mems"}:
-                out.append(("cpu", "cpu"))
-        else:
-            out.append((key, _CONTROLLER.get(key, key)))
-    return out
 
 
 def _can_create(d: str) -> bool:

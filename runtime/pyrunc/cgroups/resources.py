@@ -8,6 +8,26 @@ INT64 = (-(1 << 63), (1 << 63) - 1)
 UINT64 = (0, (1 << 64) - 1)
 F = "linux.resources"
 _CPU_LIST_CHARS = frozenset("0123456789,- \t\n\r\x0b\x0c")
+# linux.resources key -> the controller whose directory applies it ("" = the cgroup2 directory)
+_CONTROLLER = {"memory": "memory", "pids": "pids", "blockIO": "blkio", "hugepageLimits": "hugetlb",
+               "network": "net_cls", "rdma": "rdma", "unified": ""}
+
+
+def controllers_asked(resources: dict) -> list[tuple[str, str]]:
+    """(field, controller) for each limit the config sets, devices rules aside (they take the
+    devices controller on v1, a BPF program on v2, and are not applied rootless)."""
+    out = []
+    for key, val in resources.items():
+        if not val or key == "devices":
+            continue
+        if key == "cpu":
+            if val.get("cpus") or val.get("mems"):
+                out.append(("cpu", "cpuset"))
+            if set(val) - {"cpus", "mems"}:
+                out.append(("cpu", "cpu"))
+        else:
+            out.append((key, _CONTROLLER.get(key, key)))
+    return out
 
 
 def _page_size(v: str) -> tuple[int, str] | None:

@@ -20,6 +20,7 @@ COMMANDS = {
     "list": ("list", "list containers"),
     "spec": ("spec", "write a default config.json"),
     "features": ("features", "print what this runtime implements (JSON)"),
+    "check": ("check", "what this host offers containers; with -b, what a bundle asks that it cannot"),
     "exec": ("exec", "run a process in an existing container"),
     "pause": ("pause", "freeze every process of a container"),
     "resume": ("pause", "thaw a paused container"),

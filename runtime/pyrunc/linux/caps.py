@@ -98,7 +98,7 @@ def drop_bounding(sets: CapSets) -> None:
     """Step 1 (as root, before the uid switch): keep permitted across it, shrink the bounding set."""
     from pyrunc.syscalls import calls as sc
 
-    _warn_dropped("bounding", sets.bounding, sets.bounding & _bounding(sets.last))  # type: ignore[attr-defined]
+    _warn_dropped("bounding", sets.bounding, sets.bounding & bounding_set(sets.last))  # type: ignore[attr-defined]
     sc.prctl(k.PR_SET_KEEPCAPS, 1)
     for cap in range(sets.last + 1):
         if not sets.bounding >> cap & 1:  # type: ignore[attr-defined]
@@ -127,7 +127,7 @@ def apply(sets: CapSets) -> None:
     # logged as a warning"; runtimes "SHOULD NOT fail". capset(2) refuses a permitted bit we
     # do not hold, or an inheritable bit outside (inheritable | permitted) and the bounding set.
     _eff, have_perm, have_inh = sc.capget()
-    bset = _bounding(sets.last)
+    bset = bounding_set(sets.last)
     perm = sets.permitted & have_perm  # type: ignore[attr-defined]
     inh = sets.inheritable & (have_inh | have_perm) & (have_inh | bset)  # type: ignore[attr-defined]
     eff = sets.effective & perm  # type: ignore[attr-defined]
@@ -144,7 +144,8 @@ def apply(sets: CapSets) -> None:
                 log.warn(f"process.capabilities.ambient: cannot raise {NAMES[cap]}: {exc}")
 
 
-def _bounding(last: int) -> int:
+def bounding_set(last: int) -> int:
+    """This process's bounding set, as a mask of capabilities 0..last."""
     from pyrunc.syscalls import calls as sc
 
     return sum(1 << cap for cap in range(last + 1) if sc.prctl(k.PR_CAPBSET_READ, cap) == 1)

@@ -35,6 +35,7 @@ ffi.cdef(
     int pr_bpf(int cmd, void *attr, unsigned int size);
     long pr_clone3(int cgroup_fd, uint64_t ns_flags);
     long pr_fstatfs_type(int fd);
+    long pr_clone3_probe(void);
     """
 )
 ffi.set_source(
@@ -149,6 +150,8 @@ ffi.set_source(
         errno = err;
         return pid;
     }
+    /* clone3(NULL, 0) makes no process: EINVAL where the call exists, ENOSYS where it does not */
+    static long pr_clone3_probe(void) { return syscall(435 /* SYS_clone3 */, NULL, 0); }
     /* statfs f_type of an open fd: tells a real procfs from a lookalike */
     static long pr_fstatfs_type(int fd) { struct statfs s; return fstatfs(fd, &s) < 0 ? -1 : (long)s.f_type; }
     """,

@@ -149,6 +149,11 @@ def clone3(cgroup_fd: int = -1, ns_flags: int = 0) -> int:
     return _call("clone3", lambda: lib.pr_clone3(cgroup_fd, ns_flags))
 
 
+def clone3_available() -> bool:
+    """Whether the kernel has clone3 (5.3+), asked without making a process."""
+    return lib.pr_clone3_probe() == 0 or ffi.errno != 38  # ENOSYS
+
+
 def bpf(cmd: int, attr: bytearray) -> int:
     buf = ffi.from_buffer(attr)
     return _call("bpf", lambda: lib.pr_bpf(cmd, buf, len(attr)))

@@ -1,0 +1,121 @@
+"""pyrunc check (issue 16): the host's facts, and the requests of a bundle this host cannot meet,
+told before create fails on them. It only reads: a census of the host must not change."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from helpers import each_process
+
+CAP_DROP = ["capsh", "--drop=cap_sys_resource", "--", "-c", 'exec "$@"', "sh"]  # a runtime without it
+
+
+def census(root: Path) -> dict[str, set]:
+    """Mounts; cgroup directories at each hierarchy's top and below the test's own cgroup
+    (where a default container cgroup goes: others come and go on a live host); the
+    state root; processes running pyrunc."""
+    with open("/proc/self/mountinfo") as f:
+        mounts = {" ".join(line.split()[:5]) for line in f}
+    own = [line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines()]
+    cgroups = set()
+    for top in Path("/sys/fs/cgroup").iterdir():
+        cgroups |= {str(d) for d in top.iterdir() if d.is_dir()}
+        for rel in own:
+            below = top / rel.lstrip("/")
+            if rel != "/" and below.is_dir():
+                cgroups |= {d for d, _, _ in os.walk(below)}
+    procs = {pid for pid, cmd in each_process(lambda d: Path(f"{d}/cmdline").read_bytes()) if b"pyrunc" in cmd}
+    return {"mounts": mounts, "cgroups": cgroups, "processes": procs,
+            "state": set(os.listdir(root)) if root.exists() else set()}
+
+
+def facts(out: str, section: str) -> dict[str, str]:
+    """subject -> mark, for the lines of one section ("host", "bundle ...")."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(section))
+    found = {}
+    for line in lines[start + 1:]:
+        if not line.startswith("  ") or line[2] not in "✓✗!" or line[3] != " ":
+            break
+        subject, _, _meaning = line[4:].partition(": ")
+        found[subject] = line[2]
+    return found
+
+
+def cgroup_mode() -> tuple[str, set[str]]:
+    """("v1" | "v2" | "hybrid", the v1 controllers), read from mountinfo here, not by pyrunc."""
+    v1, v2 = set(), False
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fstype, _, opts = line.split(" - ")[1].split(" ")[:3]
+        if fstype == "cgroup2":
+            v2 = True
+        elif fstype == "cgroup":
+            v1 |= set(opts.split(",")) - {"rw", "ro", "nosuid", "nodev", "noexec", "relatime"}
+    v1 = {c for c in v1 if not c.startswith("name=")}
+    return ("hybrid" if v1 and v2 else "v1" if v1 else "v2"), v1
+
+
+def test_host_facts_change_nothing(pyrunc):
+    before = census(pyrunc.root)
+    proc = pyrunc("check")
+    assert census(pyrunc.root) == before
+    got = facts(proc.stdout, "host")
+    mode, _ = cgroup_mode()
+    assert got[f"cgroups {mode}"] == "✓"
+    assert got["seccomp"] == ("✓" if Path("/proc/sys/kernel/seccomp/actions_avail").exists() else "✗")
+    assert got["user namespaces"] == ("✓" if int(Path("/proc/sys/user/max_user_namespaces").read_text()) else "✗")
+    assert got["pidfd"] == got["clone3"] == got["openat2"] == "✓"  # Linux >= 5.6 here
+    assert got["overlayfs"] == ("✓" if "overlay" in Path("/proc/filesystems").read_text().split() else "✗")
+    assert got["systemd"] == ("!" if Path("/run/systemd/system").is_dir() else "✗")
+    assert got["criu"] == ("✓" if shutil.which("criu") else "✗")
+    assert got["SELinux"] == ("✓" if Path("/sys/fs/selinux/enforce").exists() else "✗")
+    apparmor = Path("/sys/module/apparmor/parameters/enabled")
+    assert got["AppArmor"] == ("✓" if apparmor.exists() and apparmor.read_text().startswith("Y") else "✗")
+
+
+def test_a_bundle_this_host_can_run(pyrunc, bundle):
+    proc = pyrunc("check", "-b", str(bundle.path))
+    assert facts(proc.stdout, "bundle") == {"config.json": "✓"}
+    assert proc.stdout.rstrip().endswith("this host can run it")
+
+
+def test_requests_this_host_cannot_meet(pyrunc, bundle, cid):
+    """Each one named by its JSON path, before create refuses the first; the runtime runs
+    without CAP_SYS_RESOURCE (capsh), so a raised hard limit cannot be had."""
+    _, v1 = cgroup_mode()
+    hard = int(Path("/proc/self/limits").read_text().split("Max processes")[1].split()[1]) + 1
+    c = bundle.config
+    c["process"]["rlimits"] = [{"type": "RLIMIT_NPROC", "soft": 10, "hard": hard}]
+    c["process"]["capabilities"]["bounding"].append("CAP_SYS_RESOURCE")
+    c["linux"]["resources"]["hugepageLimits"] = [{"pageSize": "2MB", "limit": 2097152}]
+    c["hooks"] = {"prestart": [{"path": "/nonexistent/hook"}]}
+    c["linux"]["netDevices"] = {"pyrunc-none0": {}}
+    bundle.write()
+    proc = subprocess.run([*CAP_DROP, *pyrunc.cmd("check", "-b", str(bundle.path))], capture_output=True, text=True,
+                          start_new_session=True, timeout=60)
+    got = facts(proc.stdout, "bundle")
+    want = {"config.json": "✓", "process.rlimits[0] RLIMIT_NPROC": "✗", "process.capabilities": "!",
+            "hooks.prestart[0].path": "✗", "linux.netDevices['pyrunc-none0']": "✗"}
+    if cgroup_mode()[0] != "v2" and "hugetlb" not in v1:
+        want["linux.resources.hugepageLimits"] = "✗"
+    assert got == want, proc.stdout
+    missing = sum(mark == "✗" for mark in want.values())
+    assert proc.returncode == 1 and proc.stdout.rstrip().endswith(f"{missing} request(s) this host cannot meet")
+    create = subprocess.run([*CAP_DROP, *pyrunc.cmd("create", "-b", str(bundle.path), cid)], capture_output=True,
+                            text=True, start_new_session=True, timeout=60)
+    assert create.returncode == 1 and create.stderr.count("\n") == 1, create.stderr
+    named = create.stderr.split(": ")[2]
+    assert got.get(named) == "✗" or named.startswith("linux.resources"), create.stderr  # a request check names
+    assert not (pyrunc.root / cid).exists()
+
+
+def test_an_invalid_config_gets_creates_error(pyrunc, bundle, cid):
+    (bundle.path / "config.json").write_text(json.dumps({**bundle.config, "ociVersion": 13}))
+    check = pyrunc("check", "-b", str(bundle.path), check=False)
+    create = pyrunc("create", "-b", str(bundle.path), cid, check=False)
+    assert check.returncode == create.returncode == 1
+    assert check.stderr.replace("pyrunc: check: ", "") == create.stderr.replace(f"pyrunc: create {cid}: ", "")
+    assert check.stderr.count("\n") == 1 and "ociVersion" in check.stderr
