@@ -37,8 +37,9 @@ class CgroupManager:
 
     # -- persistence ---------------------------------------------------------
     def to_state(self) -> dict:
-        return {"driver": "fs", "mode": self.mode, "dirs": self.dirs, "mounts": self.mounts,
-                "created": self.created, "rootless": self.rootless}
+        # copies: the state saved before create() must not change as create() does
+        return {"driver": "fs", "mode": self.mode, "dirs": dict(self.dirs), "mounts": dict(self.mounts),
+                "created": list(self.created), "rootless": self.rootless}
 
     @property
     def unified(self) -> str | None:
