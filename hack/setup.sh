@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 pkgs=(busybox-static libseccomp2 libseccomp-dev libffi-dev gcc iproute2 procps python3 python3-venv python3-dev)
 if [ "${1:-}" = --test ]; then
   pkgs+=(runc crun hyperfine containerd podman conmon uidmap criu qemu-system-x86 linux-image-amd64
-         kmod cpio xz-utils zstd file e2fsprogs golang-go libcap2-bin)
+         kmod cpio xz-utils zstd file e2fsprogs golang-go libcap2-bin time)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
