@@ -162,6 +162,13 @@ def test_signals_are_relayed(pyrunc, running, cid, bundle):
         p.wait()
 
 
+def test_process_starts_with_no_signal_blocked(pyrunc, running, cid):
+    """A foreground exec blocks every signal before it forks (so none sent once the process
+    runs is lost instead of relayed); the process itself must start with none blocked."""
+    out = pyrunc("exec", cid, "grep", "^SigBlk", "/proc/self/status").stdout
+    assert out.split() == ["SigBlk:", "0000000000000000"]
+
+
 def test_preserve_fds(pyrunc, running, cid):
     r_fd, w_fd = os.pipe()
     try:

@@ -73,6 +73,8 @@ def _exec(g, cid: str, args: list[str], opts: dict) -> int:
         if not opts["detach"]:
             # after a pid-namespace fork the process is our grandchild: adopt it to wait for it
             sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+            # from before the fork: a signal sent as soon as the process runs is relayed, not lost
+            block_signals()
         pid = spawn(job, cgroup, state)
     finally:
         job.close()

@@ -26,6 +26,9 @@ import errno
 import gc
 import posix
 
+# _signal is the C module: `signal` would first build its enums (start-up time)
+import _signal as signal
+
 from pyrunc import crash, log
 from pyrunc import state as st
 from pyrunc.errors import PyruncError, SyscallError, context
@@ -224,6 +227,9 @@ def _finish(job: Job, chan: Channel) -> NoReturn:
     # The process outlives `exec` (`exec -d` exits right after execve); joining a user
     # namespace or switching user has cleared the death signal already, but not always.
     sc.prctl(sc.PR_SET_PDEATHSIG, 0)
+    # A foreground `exec` blocks every signal before the fork, to relay them (children.wait):
+    # the process starts with none blocked. (Before seccomp, which may forbid sigprocmask.)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
     sc.close_range(3 + job.preserve_fds, flags=4)  # CLOSE_RANGE_CLOEXEC: our channel goes at execve
     confine.before_exec(c)  # seccomp: nothing but execve after it
     posix.execve(path, process["args"], execute.env_dict(env))
