@@ -3,10 +3,10 @@ the runtime die, to show that `delete -f` cleans up after a runtime killed at an
 
 For tests only: PYRUNC_CRASH_AT=OP:STEP SIGKILLs the runtime when it reaches STEP of
 OP (OP:STEP:exit makes it _exit(EXIT_STATUS) instead, which no error exit uses). Unset,
-a point costs one comparison.
-A step that a container-side child reaches (CHILD_STEPS) travels to the runtime as a
-"crash" message, which the runtime dies on reading while the child waits for that:
-the runtime is killed exactly while its child stands at that step.
+a point costs one comparison. A step that a container-side child reaches (child_point:
+"child:" and "init:" below) travels to the runtime as a "crash" message, which the
+runtime dies on reading while the child waits for that: the runtime is killed exactly
+while its child stands at that step.
 """
 from __future__ import annotations
 
@@ -42,9 +42,6 @@ STEPS: dict[str, tuple[str, ...]] = {
              "pid-file"),
     "delete": ("loaded", "init-killed", "cgroup-removed", "files-removed"),
 }
-CHILD_STEPS = frozenset({("create", "namespaces"), ("create", "rootfs"), ("create", "user"),
-                         ("exec", "joined")})
-
 EXIT_STATUS = 86
 _AT = fs.getenv("PYRUNC_CRASH_AT")
 

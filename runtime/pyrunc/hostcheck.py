@@ -175,8 +175,8 @@ def _namespaces(linux: dict) -> list[Fact]:
                 out.append((NO, field, f"{kind} namespace {ns['path']} does not exist"))
         elif not fs.exists(f"/proc/self/ns/{_PROC_NS.get(kind, kind)}"):
             out.append((NO, field, f"this kernel has no {kind} namespaces"))
-        elif kind == "user" and userns_unavailable():
-            out.append((NO, field, userns_unavailable() or ""))
+        elif kind == "user" and (why := userns_unavailable()):
+            out.append((NO, field, why))
     return out
 
 
