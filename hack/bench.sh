@@ -91,6 +91,12 @@ for round in $(seq "$rounds"); do
   bench state state bench-state@ID@
   bench list list
   bench exec exec bench-state@ID@ true  # into the running sleeper
+  # 100 sequential `run` of `true` (crun's README compares runtimes with this test): one
+  # hyperfine run each, so the floor and runc --version are not timed here.
+  seq100="for i in \$(seq 100); do @RT@ run -b $work/bundle bench-run@ID@ || exit 1; done"
+  p=${seq100//@RT@/$(cmd "$pyrunc")}; r=${seq100//@RT@/$(cmd "$runc")}
+  hyperfine -N --runs 1 --export-json "$out/seq100.json" -n pyrunc "sh -c '${p//@ID@/-pyrunc}'" \
+    -n runc "sh -c '${r//@ID@/-runc}'" >/dev/null
 done
 mkdir -p "$work/rss"
 rss run "@RT@ delete -f bench-run@ID@" run -b "$work/bundle" bench-run@ID@
@@ -112,6 +118,10 @@ for rnd in sorted(pathlib.Path(sys.argv[1]).iterdir(), key=lambda p: int(p.name)
     for f in sorted(rnd.glob("*.json")):
         res = {r["command"]: r["median"] * 1000 for r in json.loads(f.read_text())["results"]}
         ratios.setdefault(f.stem, []).append(res["pyrunc"] / res["runc"])
+        if f.stem == "seq100":
+            print(f"{'100 x run (s)':<20}{res['pyrunc'] / 1000:>10.2f}{res['runc'] / 1000:>9.2f}"
+                  f"{res['pyrunc'] / res['runc']:>7.2f}")
+            continue
         above, work = res["pyrunc"] - res["floor"], res["runc"] - res["runc-version"]
         met = "met" if above <= work + 1.5 else f"+{above - work - 1.5:.1f}"
         print(f"{f.stem:<20}{res['pyrunc']:>10.1f}{res['runc']:>9.1f}{res['pyrunc'] / res['runc']:>7.2f}"

@@ -115,33 +115,42 @@ def hold_for_seccomp() -> None:
     sc.capset(perm, perm, 0)
 
 
-def apply(sets: CapSets) -> None:
-    """Steps 3 and 4: the exact effective/permitted/inheritable sets, then ambient.
+def final(sets: CapSets) -> tuple[int, int, int, int]:
+    """Steps 3 and 4 decided: the (effective, permitted, inheritable, ambient) masks this
+    process can set, warning for each configured capability it cannot.
 
     Never an implicit inheritable set: it is exactly the configured one.
     """
     from pyrunc.syscalls import calls as sc
 
-    sc.prctl(k.PR_SET_KEEPCAPS, 0)
     # runtime-spec 1.3 config.md: a capability that "cannot be granted otherwise MUST be
     # logged as a warning"; runtimes "SHOULD NOT fail". capset(2) refuses a permitted bit we
-    # do not hold, or an inheritable bit outside (inheritable | permitted) and the bounding set.
+    # do not hold, or an inheritable bit outside (inheritable | permitted) and the bounding set;
+    # PR_CAP_AMBIENT_RAISE one not in both permitted and inheritable.
     _eff, have_perm, have_inh = sc.capget()
     bset = bounding_set(sets.last)
     perm = sets.permitted & have_perm  # type: ignore[attr-defined]
     inh = sets.inheritable & (have_inh | have_perm) & (have_inh | bset)  # type: ignore[attr-defined]
     eff = sets.effective & perm  # type: ignore[attr-defined]
+    amb = sets.ambient & perm & inh  # type: ignore[attr-defined]
     _warn_dropped("effective", sets.effective, eff)  # type: ignore[attr-defined]
     _warn_dropped("permitted", sets.permitted, perm)  # type: ignore[attr-defined]
     _warn_dropped("inheritable", sets.inheritable, inh)  # type: ignore[attr-defined]
-    sc.capset(eff, perm, inh)
-    sc.prctl(k.PR_CAP_AMBIENT, k.PR_CAP_AMBIENT_CLEAR_ALL)
-    for cap in range(sets.last + 1):
-        if sets.ambient >> cap & 1:  # type: ignore[attr-defined]
-            try:
-                sc.prctl(k.PR_CAP_AMBIENT, k.PR_CAP_AMBIENT_RAISE, cap)
-            except OSError as exc:  # not in permitted+inheritable: warn and go on, as runc
-                log.warn(f"process.capabilities.ambient: cannot raise {NAMES[cap]}: {exc}")
+    _warn_ambient(sets.ambient & ~amb, "not in the permitted and inheritable sets")  # type: ignore[attr-defined]
+    return eff, perm, inh, amb
+
+
+def apply(sets: CapSets) -> None:
+    """Steps 3 and 4, now (else process/launch.py sets them, just before execve)."""
+    from pyrunc.syscalls import calls as sc
+
+    _warn_ambient(sc.set_capabilities(*final(sets)), "refused by the kernel")
+
+
+def _warn_ambient(mask: int, why: str) -> None:
+    for cap in range(64):
+        if mask >> cap & 1:  # as runc: warn and go on
+            log.warn(f"process.capabilities.ambient: cannot raise {NAMES[cap] if cap < len(NAMES) else cap}: {why}")
 
 
 def bounding_set(last: int) -> int:

@@ -8,8 +8,9 @@ container side, in this order, for `create` (process/init.py) and for `exec`:
     execute.switch_user(user)
     after_user_switch(c)         no_new_privs; the final capability sets
     before_ready(c, chan)        only with SCMP_ACT_NOTIFY: install, hand the listener fd to the parent
-    ... "ready", wait for start ...
-    before_exec(c)               install the seccomp filter, the last syscall but execve
+    ... "ready" ...
+    final_steps(c)               what process/launch.py does after the wait for start, just
+                                 before execve: the seccomp filter, the deferred capabilities
 
 Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: when the final
 effective set lacks it, the capability sets are applied just after the filter
@@ -81,9 +82,12 @@ def before_ready(c: Confinement, chan) -> None:
         posix.close(fd)
 
 
-def before_exec(c: Confinement) -> None:
-    if c.seccomp is not None and not c.seccomp.notify:
-        _install(c)
+def final_steps(c: Confinement) -> tuple[bytes | None, int, tuple[int, int, int, int] | None]:
+    """(BPF, seccomp flags, deferred capability sets) for the last moment; the capabilities
+    are decided (and warned about) now, as they would be after the filter."""
+    if c.seccomp is None or c.seccomp.notify:  # none, or installed by before_ready
+        return None, 0, None
+    return c.seccomp.bpf, c.seccomp.flags, capmod.final(c.caps) if c.deferred else None
 
 
 def hand_over_listener(c: Confinement, chan, state: dict, pid: int) -> None:

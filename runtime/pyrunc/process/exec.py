@@ -32,9 +32,10 @@ import _signal as signal
 from pyrunc import crash, log
 from pyrunc import state as st
 from pyrunc.errors import PyruncError, SyscallError, context
-from pyrunc.linux import attrs, confine, execute, sched
+from pyrunc.linux import attrs, confine, sched
 from pyrunc.process.become import become
 from pyrunc.process.children import kill_quietly, reap
+from pyrunc.process.launch import launch
 from pyrunc.process.protocol import (MAX_MSG, Channel, ProtocolError, die_with_parent, fork_and_report_pid,
                                      report_and_exit)
 from pyrunc.syscalls import calls as sc
@@ -230,6 +231,4 @@ def _finish(job: Job, chan: Channel) -> NoReturn:
     # A foreground `exec` blocks every signal before the fork, to relay them (children.wait):
     # the process starts with none blocked. (Before seccomp, which may forbid sigprocmask.)
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
-    sc.close_range(3 + job.preserve_fds, flags=4)  # CLOSE_RANGE_CLOEXEC: our channel goes at execve
-    confine.before_exec(c)  # seccomp: nothing but execve after it
-    posix.execve(path, process["args"], execute.env_dict(env))
+    launch(path, process["args"], env, c, 3 + job.preserve_fds)  # our channel goes at execve

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import posix
 import select
-import sys
 
 from pyrunc import crash, log
 from pyrunc import unixsock as socket
 from pyrunc.errors import context
-from pyrunc.linux import attrs, confine, devices, execute, mounts, namespaces, net, rootfs, sysctl
+from pyrunc.linux import attrs, devices, mounts, namespaces, net, rootfs, sysctl
 from pyrunc.linux import idmap, userns
 from pyrunc.process.become import become
+from pyrunc.process.launch import launch
 from pyrunc.process.protocol import Channel, ProtocolError, die_with_parent, fork_and_report_pid, report_and_exit
 from pyrunc.spec.plan import Plan
 from pyrunc.syscalls import calls as sc
@@ -109,15 +109,12 @@ def init(plan: Plan, chan: Channel, fifo_fd: int, cgroup) -> NoReturn:
     _await_parent(chan, "created")  # the state is complete: from now on we outlive create
     sc.prctl(sc.PR_SET_PDEATHSIG, 0)
     chan.send("detached")
+    if start_sync is None:  # the wait is launch's: it sheds our memory first
+        launch(path, process["args"], env, plan.confine, 3 + plan.preserve_fds, fifo_fd)
     _wait_for_start(fifo_fd)
-    if start_sync is not None:
-        from pyrunc import hooks  # imported by bootstrap
-        hooks.start_container(plan, start_sync)
-    # Everything above fd 2 (+ preserved fds) is close-on-exec from here on.
-    sc.close_range(3 + plan.preserve_fds, flags=4)  # CLOSE_RANGE_CLOEXEC
-    sys.stdout.flush()
-    confine.before_exec(plan.confine)  # seccomp: nothing but execve after it
-    posix.execve(path, process["args"], execute.env_dict(env))
+    from pyrunc import hooks  # imported by bootstrap
+    hooks.start_container(plan, start_sync)  # in the container, after start, before the program
+    launch(path, process["args"], env, plan.confine, 3 + plan.preserve_fds)
 
 
 def _await_parent(chan: Channel, kind: str) -> None:
