@@ -67,11 +67,13 @@ def test_waiting_init_gives_back_the_interpreters_memory(pyrunc, bundle, cid):
 
 def test_lookalike_proc_is_not_trusted(pyrunc, bundle, cid):
     """No proc mount: the rootfs's own /proc/self/maps, a plain file, must not steer which
-    pages go (it claims all of them). The init keeps its memory and still starts."""
+    pages go. It claims the whole address space in 64 GiB slices, so only the slices holding
+    the init's stack, TCB or code would be spared. The init keeps its memory and starts."""
     bundle.config["mounts"] = [m for m in bundle.config["mounts"] if m["destination"] != "/proc"]
     bundle.config["linux"]["maskedPaths"] = bundle.config["linux"]["readonlyPaths"] = []  # they need a procfs
     (bundle.rootfs / "proc/self").mkdir(parents=True)
-    (bundle.rootfs / "proc/self/maps").write_text("00000000-7ffffffff000 rw-p 00000000 00:00 0\n")
+    (bundle.rootfs / "proc/self/maps").write_text("".join(
+        f"{lo:08x}-{lo + (1 << 36):08x} rw-p 00000000 00:00 0\n" for lo in range(0, 1 << 47, 1 << 36)))
     bundle.sh("echo started >/out").write()
     init = created(pyrunc, bundle, cid)
     pages = interpreter_pages(init)
