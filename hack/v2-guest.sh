@@ -15,7 +15,9 @@
 # checks into one boot.
 #
 # Knobs: V2_TIMEOUT (s, default 900; exit 124), V2_MEM (default 2G),
-#        V2_CPUS (default: host cpus), V2_VERBOSE=1 (print the guest console).
+#        V2_CPUS (default: host cpus), V2_VERBOSE=1 (print the guest console),
+#        V2_INIT=systemd (systemd as PID 1 with a system bus; see below), and with it
+#        V2_HYBRID=1 (v1 controllers beside systemd's cgroup2: a hybrid host).
 # Exit 125: the guest never reported CMD's status.
 set -euo pipefail
 
@@ -68,9 +70,36 @@ chmod +x "$WORK/ir/init"
   export -p | grep -vE '^(declare -x|export) (PWD|OLDPWD|SHLVL|_)='
   printf 'exec'; printf ' %q' "$@"; echo
 } > "$OUT/cmd.sh"
+# V2_INIT=systemd: stage 2 hands PID 1 to the host's systemd, which runs CMD as a unit of a
+# target of its own (pyrunc-lane.target: no sysinit, no udev, no getty) with a D-Bus system
+# bus of its own, so that the systemd cgroup driver and the engines meet a real systemd.
+cat > "$OUT/lane.sh" <<EOF
+for i in \$(seq 50); do busctl --system status org.freedesktop.systemd1 >/dev/null 2>&1 && break; sleep 0.2; done
+/bin/bash $OUT/cmd.sh < /dev/null > $OUT/stdout 2> $OUT/stderr
+echo \$? > $OUT/rc
+sync; echo o > /proc/sysrq-trigger
+EOF
+# dbus.socket and dbus.service of our own (/run/systemd/system comes before /lib's), without
+# the default dependencies that would boot all of sysinit.target under emulation.
+cat > "$OUT/systemd-units" <<EOF
+mkdir -p /run/systemd/system
+u=/run/systemd/system
+printf '%s\n' '[Unit]' 'Description=pyrunc guest lane' 'Requires=pyrunc-lane.service' \
+  'After=pyrunc-lane.service' > \$u/pyrunc-lane.target
+printf '%s\n' '[Unit]' 'DefaultDependencies=no' 'Requires=dbus.service' 'After=dbus.service' '[Service]' \
+  'Type=oneshot' 'ExecStart=/bin/bash $OUT/lane.sh' > \$u/pyrunc-lane.service
+printf '%s\n' '[Unit]' 'DefaultDependencies=no' '[Socket]' 'ListenStream=/run/dbus/system_bus_socket' \
+  > \$u/dbus.socket
+printf '%s\n' '[Unit]' 'DefaultDependencies=no' 'Requires=dbus.socket' 'After=dbus.socket' '[Service]' \
+  'ExecStart=/usr/bin/dbus-daemon --system --address=systemd: --nofork --nopidfile --systemd-activation' \
+  > \$u/dbus.service
+hostname v2guest
+exec /lib/systemd/systemd --unit=pyrunc-lane.target --log-target=console --log-level=warning
+EOF
 cat > "$OUT/stage2" <<EOF
 cd /
 mount -t tmpfs -o mode=755 tmpfs /run
+[ "${V2_INIT:-}" = systemd ] && . $OUT/systemd-units
 mkdir -p /dev/pts /dev/shm && mount -t devpts devpts /dev/pts && mount -t tmpfs tmpfs /dev/shm
 mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
 for c in \$(cat /sys/fs/cgroup/cgroup.controllers); do
@@ -84,12 +113,14 @@ sync; echo o > /proc/sysrq-trigger; sleep 60
 EOF
 
 (cd "$WORK/ir" && find . | cpio -o -H newc --quiet) > "$WORK/initrd"
+cgroups=cgroup_no_v1=all
+[ "${V2_INIT:-}" = systemd ] && [ "${V2_HYBRID:-0}" = 1 ] && cgroups=systemd.unified_cgroup_hierarchy=0
 truncate -s 16M "$WORK/disk"       # /dev/vda in the guest: a block device for io.* tests
 timeout -k 5 "${V2_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg,thread=multi -cpu max \
   -machine pc -m "${V2_MEM:-2G}" -smp "${V2_CPUS:-$(nproc)}" -bios /usr/share/qemu/qboot.rom \
   -nodefaults -no-user-config -display none -no-reboot -nic none -serial "file:$WORK/console" \
   -kernel "/boot/vmlinuz-$KVER" -initrd "$WORK/initrd" \
-  -append "console=ttyS0 quiet panic=-1 rdinit=/init cgroup_no_v1=all tsc=reliable v2out=$OUT" \
+  -append "console=ttyS0 quiet panic=-1 rdinit=/init $cgroups tsc=reliable v2out=$OUT" \
   -drive "file=$WORK/disk,if=virtio,format=raw,cache=unsafe" \
   -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
   -virtfs "local,path=$OUT,mount_tag=out,security_model=none,multidevs=remap" \

@@ -113,7 +113,9 @@ def _overlayfs() -> Fact:
 def _systemd() -> Fact:
     if not fs.isdir("/run/systemd/system"):
         return NO, "systemd", "not running as PID 1 (no /run/systemd/system): no systemd cgroup driver here"
-    return WARN, "systemd", "running, but pyrunc has no systemd cgroup driver yet: --systemd-cgroup is refused"
+    if not fs.exists("/run/dbus/system_bus_socket"):
+        return WARN, "systemd", "running, but no D-Bus system bus (/run/dbus/system_bus_socket): --systemd-cgroup fails"
+    return OK, "systemd", "running, with its D-Bus system bus: --systemd-cgroup puts containers in transient scopes"
 
 
 def _criu() -> Fact:

@@ -1,4 +1,4 @@
-"""cgroups for pyrunc: v1, v2 and hybrid hosts, cgroupfs driver.
+"""cgroups for pyrunc: v1, v2 and hybrid hosts, cgroupfs and systemd drivers.
 
 Cheap to import: the manager, resource writers, stats and the eBPF device
 program are pulled in by the calls that need them.
@@ -19,43 +19,42 @@ def open_manager(cgroups_path: str | None, container_id: str, *, systemd: bool =
 
     ``cgroups_path`` is linux.cgroupsPath: absolute = below each hierarchy's root,
     relative = below this process's own cgroup, None = runc's default, the
-    relative path "<container_id>".
+    relative path "<container_id>". With ``systemd``: "slice:prefix:name" (systemd.py).
     """
     from . import layout as _layout
     from .manager import UNIFIED, CgroupManager
 
-    if systemd:
-        _check_systemd(cgroups_path, container_id)
-    path = _layout.clean_cgroups_path(cgroups_path if cgroups_path else container_id)
     lay = _layout.detect()
+    if systemd:
+        from . import systemd as sd
+
+        slice_, unit = sd.parse_path(cgroups_path, container_id, rootless)
+        if not fs.isdir("/run/systemd/system"):
+            raise ConfigError("systemd cgroup driver: systemd is not running on this host (no /run/systemd/system)")
+        path = sd.cgroup_path(slice_, unit)
+    else:
+        path = _layout.clean_cgroups_path(cgroups_path if cgroups_path else container_id)
     v1, unified = _layout.resolve(lay, path)
     dirs = dict(v1)
     mounts = {k: m[0] for k, m in lay.v1.items()}
     if unified is not None:
         dirs[UNIFIED] = unified
         mounts[UNIFIED] = lay.unified[0]
+    if systemd:
+        return sd.SystemdCgroupManager(lay.mode, dirs, mounts, unit, slice_, f"pyrunc container {container_id}",
+                                       rootless=rootless, owned=False)
     return CgroupManager(lay.mode, dirs, mounts, rootless=rootless)
 
 
 def load_manager(saved: dict) -> CgroupManager:
     """The manager of an existing container, from what ``to_state()`` returned."""
+    args = (saved["mode"], dict(saved["dirs"]), dict(saved["mounts"]))
+    if saved.get("driver") == "systemd":
+        from .systemd import SystemdCgroupManager
+        return SystemdCgroupManager(*args, saved["unit"], saved["slice"], saved["description"],
+                                    created=list(saved.get("created", [])), rootless=bool(saved.get("rootless")))
     from .manager import CgroupManager
-    return CgroupManager(saved["mode"], dict(saved["dirs"]), dict(saved["mounts"]),
-                         list(saved.get("created", [])), bool(saved.get("rootless")))
-
-
-def _check_systemd(cgroups_path: str | None, container_id: str) -> None:
-    if cgroups_path:
-        parts = cgroups_path.split(":")
-        if len(parts) != 3:
-            raise ConfigError(f"linux.cgroupsPath: {cgroups_path!r}: the systemd cgroup driver "
-                              "expects \"slice:prefix:name\"")
-        slice_, _prefix, _name = parts
-        if slice_ and not slice_.endswith(".slice"):
-            raise ConfigError(f"linux.cgroupsPath: {slice_!r} is not a systemd slice (*.slice)")
-    if not fs.isdir("/run/systemd/system"):
-        raise ConfigError("systemd cgroup driver: systemd is not running on this host")
-    raise ConfigError("systemd cgroup driver: not implemented yet; run without --systemd-cgroup")
+    return CgroupManager(*args, list(saved.get("created", [])), bool(saved.get("rootless")))
 
 
 def resources_from_update_flags(flags: dict[str, str]) -> dict:

@@ -162,6 +162,10 @@ class CgroupManager:
 
     def destroy(self) -> None:
         """Kill what is left, remove our directories and the empty parents we created."""
+        self._kill_remaining()
+        self._remove_dirs()
+
+    def _kill_remaining(self) -> None:
         if self._exists() and self.pids():
             if self.mode != "v2" and self.is_frozen():
                 self.thaw()
@@ -171,8 +175,12 @@ class CgroupManager:
                     raise CgroupError(f"cgroup: processes {self.pids()} survive SIGKILL")
                 self.kill_all(SIGKILL)
                 time.sleep(0.05)
+
+    def _remove_dirs(self, only_ours: bool = False) -> None:
+        """rmdir the container's directories (``only_ours``: only those it made itself)."""
         for d in self.dirs.values():
-            _rmtree(d)
+            if not only_ours or d in self.created:
+                _rmtree(d)
         for d in sorted(self.created, key=len, reverse=True):
             try:
                 posix.rmdir(d)

@@ -1,0 +1,152 @@
+"""The systemd cgroup driver (issue 14) against a real systemd: run by hack/test-systemd.sh
+in a guest where systemd is PID 1 with a D-Bus system bus (this host has neither, so here
+the module is skipped). Each container's scope is checked from systemd's side (`systemctl
+show`) and from the cgroup files, and nothing may be left: no unit, no cgroup, no state.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from helpers import wait_for
+
+SYSTEMD = Path("/run/systemd/system").is_dir() and Path("/run/dbus/system_bus_socket").exists()
+pytestmark = pytest.mark.skipif(not SYSTEMD, reason="needs systemd as PID 1 and its bus: run hack/test-systemd.sh")
+V2 = not any(Path("/sys/fs/cgroup").glob("memory"))
+ROOT = Path("/sys/fs/cgroup") if V2 else Path("/sys/fs/cgroup/unified")
+
+
+def show(unit: str, *props: str) -> dict[str, str]:
+    out = subprocess.run(["systemctl", "show", unit, *[f"-p{p}" for p in props]], capture_output=True, text=True,
+                         check=True).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def gone(unit: str, cgroup: str) -> bool:
+    return show(unit, "LoadState")["LoadState"] == "not-found" and not (ROOT / cgroup.lstrip("/")).exists()
+
+
+def sd(pyrunc, *args: str, check: bool = True):
+    if args[0] in ("create", "run"):
+        pyrunc.ids.add(args[-1])
+    return pyrunc("--systemd-cgroup", *args, check=check)
+
+
+def setup(bundle, path: str, resources: dict | None = None, script: str = "exec sleep 1000"):
+    bundle.config["linux"]["cgroupsPath"] = path
+    bundle.config["linux"]["resources"] = resources or {}
+    bundle.sh(script)
+
+
+def init_pid(pyrunc, cid: str) -> int:
+    return pyrunc.state(cid)["pid"]
+
+
+def test_scope_in_a_nested_slice_with_limits(pyrunc, bundle, cid):
+    pod = f"kubepods-besteffort-pod{cid}.slice"
+    unit = f"cri-containerd-{cid}.scope"
+    cgroup = f"/kubepods.slice/kubepods-besteffort.slice/{pod}/{unit}"
+    setup(bundle, f"{pod}:cri-containerd:{cid}", {"memory": {"limit": 64 << 20}, "pids": {"limit": 32},
+                                                  "cpu": {"shares": 512, "quota": 20000, "period": 100000}})
+    sd(pyrunc, "run", "-d", "--bundle", str(bundle.path), cid)
+    props = show(unit, "ControlGroup", "ActiveState", "Delegate", "Slice", "MemoryMax", "MemoryLimit", "TasksMax",
+                 "CPUQuotaPerSecUSec", "Description")
+    assert props["ControlGroup"] == cgroup and props["ActiveState"] == "active" and props["Delegate"] == "yes"
+    assert props["Slice"] == pod and props["TasksMax"] == "32" and props["CPUQuotaPerSecUSec"] == "200ms"
+    assert props["Description"] == f"pyrunc container {cid}"
+    assert props["MemoryMax" if V2 else "MemoryLimit"] == str(64 << 20)
+    pid = init_pid(pyrunc, cid)
+    own = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    assert f"0::{cgroup}" in own
+    if V2:
+        d = ROOT / cgroup.lstrip("/")
+        assert (d / "memory.max").read_text().strip() == str(64 << 20)
+        assert (d / "pids.max").read_text().strip() == "32"
+        assert (d / "cpu.max").read_text().strip() == "20000 100000"
+    else:  # hybrid/v1: systemd's hierarchies and pyrunc's own (freezer) both hold the init
+        assert any(line.endswith(f":{cgroup}") and "memory" in line for line in own)
+        assert any(line.endswith(f":{cgroup}") and "freezer" in line for line in own)
+        assert (Path("/sys/fs/cgroup/memory") / cgroup.lstrip("/") / "memory.limit_in_bytes").read_text().strip() \
+            == str(64 << 20)
+    sd(pyrunc, "delete", "--force", cid)
+    assert gone(unit, cgroup), show(unit, "LoadState", "ActiveState")
+
+
+def test_update_pause_resume_delete(pyrunc, bundle, cid):
+    unit = f"pyrunc-{cid}.scope"
+    setup(bundle, f"system.slice:pyrunc:{cid}", {"memory": {"limit": 64 << 20}})
+    sd(pyrunc, "run", "-d", "--bundle", str(bundle.path), cid)
+    sd(pyrunc, "update", "--memory", "128m", "--pids-limit", "50", cid)
+    props = show(unit, "MemoryMax", "MemoryLimit", "TasksMax")
+    assert props["MemoryMax" if V2 else "MemoryLimit"] == str(128 << 20) and props["TasksMax"] == "50"
+    if V2:
+        assert (ROOT / "system.slice" / unit / "memory.max").read_text().strip() == str(128 << 20)
+    sd(pyrunc, "pause", cid)
+    assert pyrunc.state(cid)["status"] == "paused"
+    sd(pyrunc, "resume", cid)
+    assert pyrunc.state(cid)["status"] == "running"
+    sd(pyrunc, "kill", cid, "KILL")
+    wait_for(lambda: pyrunc.state(cid)["status"] == "stopped", what="the container to stop")
+    sd(pyrunc, "delete", cid)
+    assert gone(unit, f"/system.slice/{unit}")
+
+
+def test_default_path_is_pyruncs_scope_in_system_slice(pyrunc, bundle, cid):
+    bundle.sh("exec sleep 1000")
+    sd(pyrunc, "run", "-d", "--bundle", str(bundle.path), cid)
+    assert show(f"pyrunc-{cid}.scope", "ControlGroup")["ControlGroup"] == f"/system.slice/pyrunc-{cid}.scope"
+    sd(pyrunc, "delete", "--force", cid)
+    assert gone(f"pyrunc-{cid}.scope", f"/system.slice/pyrunc-{cid}.scope")
+
+
+def test_failed_create_leaves_no_unit(pyrunc, bundle, cid):
+    """The mount fails in the container's init, after the scope was started."""
+    unit = f"pyrunc-{cid}.scope"
+    setup(bundle, f"system.slice:pyrunc:{cid}")
+    bundle.config["mounts"].append({"destination": "/x", "type": "bind", "source": "/no/such/source",
+                                    "options": ["bind"]})
+    bundle.write()
+    proc = sd(pyrunc, "create", "--bundle", str(bundle.path), cid, check=False)
+    assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1 and "/no/such/source" in proc.stderr
+    assert gone(unit, f"/system.slice/{unit}") and not pyrunc.list_ids()
+
+
+def test_unit_that_exists_is_an_error_and_stays(pyrunc, bundle, cid):
+    """A second container with the first one's cgroupsPath: one line naming the unit and
+    systemd's error; the first container, its unit and its processes are untouched."""
+    unit = f"pyrunc-{cid}.scope"
+    setup(bundle, f"system.slice:pyrunc:{cid}")
+    sd(pyrunc, "run", "-d", "--bundle", str(bundle.path), cid)
+    pid = init_pid(pyrunc, cid)
+    proc = sd(pyrunc, "create", "--bundle", str(bundle.path), cid + "b", check=False)
+    assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1
+    assert unit in proc.stderr and "org.freedesktop.systemd1.UnitExists" in proc.stderr, proc.stderr
+    assert pyrunc.list_ids() == [cid] and show(unit, "ActiveState")["ActiveState"] == "active"
+    assert os.path.exists(f"/proc/{pid}") and pyrunc.state(cid)["status"] == "running"
+    sd(pyrunc, "delete", "--force", cid)
+    assert gone(unit, f"/system.slice/{unit}")
+
+
+def test_killed_create_then_delete_force_leaves_nothing(pyrunc, bundle, cid):
+    """The runtime dies once the scope exists (its init with it, so systemd may collect the
+    empty scope itself): `delete -f` leaves no unit, no cgroup of pyrunc's, no state."""
+    unit = f"pyrunc-{cid}.scope"
+    setup(bundle, f"system.slice:pyrunc:{cid}")
+    pyrunc.ids.add(cid)
+    proc = pyrunc("--systemd-cgroup", "create", "--bundle", str(bundle.path), cid, check=False,
+                  env={**os.environ, "PYRUNC_CRASH_AT": "create:resources"})
+    assert proc.returncode != 0 and pyrunc.list_ids() == [cid]
+    sd(pyrunc, "delete", "--force", cid)
+    wait_for(lambda: gone(unit, f"/system.slice/{unit}"), what=f"{unit} to go")
+    assert not pyrunc.list_ids()
+
+
+def test_path_not_in_systemd_form_names_the_field(pyrunc, bundle, cid):
+    setup(bundle, "/not/systemd/form")
+    proc = sd(pyrunc, "create", "--bundle", str(bundle.path), cid, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"pyrunc: create {cid}: linux.cgroupsPath: ") and "slice:prefix:name" in proc.stderr
+    assert not pyrunc.list_ids()
