@@ -12,7 +12,14 @@ cd "$(dirname "$0")/.."
 py=${PYTHON:-.venv/bin/python}
 [ -x "$py" ] || { echo "test-systemd: $py not found (hack/setup.sh creates .venv)" >&2; exit 2; }
 tests=(env PYTHONPATH=runtime PYTHONDONTWRITEBYTECODE=1 "$py" -m pytest -p no:cacheprovider -q -rs
-  tests/test_systemd_driver.py tests/cgroups/test_systemd_pure.py "$@")
+  tests/test_systemd_driver.py tests/cgroups/test_systemd_pure.py)
+if [ "${SYSTEMD_ENGINES:-0}" = 1 ]; then
+  # the engines' image is built here: under emulation that alone takes minutes
+  images=$(mktemp -d /tmp/pyrunc-systemd-images.XXXXXX); trap 'rm -rf "$images"' EXIT
+  sh hack/mkimage.sh "$images" >/dev/null
+  tests=(env ENGINE_IMAGES="$images" ENGINE_TIMEOUT=300 "${tests[@]}" tests/engines/test_systemd_engines.py)
+fi
+tests+=("$@")
 rc=0
 for hybrid in 0 1; do
   echo "== systemd guest, $([ $hybrid = 1 ] && echo hybrid || echo 'pure v2') cgroups"
