@@ -81,6 +81,9 @@ def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup
         c = st.create_dir(root, plan.id, data)
         undo.callback(c.remove)
         crash.point("create", "state-dir")
+        if fs.getenv("NOTIFY_SOCKET"):  # the init binds it in (cli/create.py added the mount)
+            from pyrunc import notify
+            notify.make_dir(c.dir_fd)
         if hooks is not None:
             hooks.on_create(undo, c, plan.config)
         _save_config(c, plan.config)
@@ -232,6 +235,7 @@ def start(c: st.Container) -> None:
         raise PyruncError(f"start {c.id}: container init is not waiting: {exc.strerror}") from None
     hooks = _later_hooks(c)
     sync_fd = hooks.before_start(c) if hooks else None
+    ready = _notify_listener(c)
     crash.point("start", "fifo-opened")
     try:
         posix.write(fd, b"0")
@@ -240,8 +244,35 @@ def start(c: st.Container) -> None:
     crash.point("start", "fifo-written")
     posix.unlink(st.FIFO, dir_fd=c.dir_fd)
     crash.point("start", "fifo-removed")
-    if hooks is None:
-        return
+    if hooks is not None:
+        _after_start(c, hooks, sync_fd)
+    if ready is not None:
+        _relay_ready(c, ready)
+
+
+def _notify_listener(c: st.Container):
+    """With NOTIFY_SOCKET, the socket the program's READY=1 comes to (notify.py)."""
+    if not fs.getenv("NOTIFY_SOCKET") or not fs.isdir(fs.join(c.dir, "notify")):
+        return None
+    from pyrunc import notify
+    return notify.listen(c.dir)
+
+
+def _relay_ready(c: st.Container, sock) -> None:
+    from pyrunc import notify
+    from pyrunc.process.pidfd import open_checked
+
+    with sock:
+        pidfd = open_checked(c.pid, c.pid_start)
+        if pidfd is None:
+            return  # the program is gone already
+        try:
+            notify.relay_ready(sock, fs.getenv("NOTIFY_SOCKET") or "", c.pid, pidfd)
+        finally:
+            posix.close(pidfd)
+
+
+def _after_start(c: st.Container, hooks, sync_fd) -> None:
     try:
         hooks.after_start(c, sync_fd)  # startContainer's outcome, then poststart
     except hooks.HookError:

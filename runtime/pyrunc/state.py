@@ -23,6 +23,7 @@ from pyrunc.errors import ContainerExists, ContainerNotFound, PyruncError, Usage
 OCI_VERSION = "1.3.0"
 STATE_FILE = "state.json"
 FIFO = "exec.fifo"
+NOTIFY_DIR = "notify"  # notify.DIR, named here so that `state` never imports notify.py
 # runc's id alphabet; a set instead of a regex keeps `re` (~7 ms) off every command's path
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
@@ -141,7 +142,11 @@ class Container:
     def remove(self) -> None:
         """state.json goes last: a delete killed halfway leaves a container that delete still knows."""
         for name in posix.listdir(self.dir_fd):
-            if name != STATE_FILE:
+            if name == NOTIFY_DIR:  # notify.py's socket directory
+                for inner in posix.listdir(fs.join(self.dir, name)):
+                    posix.unlink(fs.join(self.dir, name, inner))
+                posix.rmdir(name, dir_fd=self.dir_fd)
+            elif name != STATE_FILE:
                 posix.unlink(name, dir_fd=self.dir_fd)
         crash.point("delete", "files-removed")
         try:

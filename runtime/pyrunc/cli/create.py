@@ -54,6 +54,9 @@ def _create(g, cid: str, opts: dict, detach: bool) -> tuple[st.Container, int | 
     if opts["pidfd_socket"]:
         raise UsageError("--pidfd-socket is not supported yet")  # refused, never silently ignored
     config, bundle = load_config(opts["bundle"])
+    if fs.getenv("NOTIFY_SOCKET"):
+        from pyrunc import notify
+        notify.add_to_config(config, fs.join(g.root, cid))
     preserve = opts["preserve_fds"] + _listen_fds(config)
     terminal = bool(config.get("process", {}).get("terminal"))
     console = None
