@@ -4,25 +4,30 @@
 # systemd as PID 1, so the tests run in a qemu guest where it is (hack/v2-guest.sh with
 # V2_INIT=systemd: the host's own systemd 252 and dbus-daemon), booted twice: a pure
 # cgroup v2 hierarchy, then a hybrid one (v1 controllers, systemd's unified tree beside).
-# Runs tests/test_systemd_driver.py and tests/cgroups/test_systemd_pure.py in each; the
-# engines through systemd are in the same boots when SYSTEMD_ENGINES=1.
-# Exits non-zero if either boot's tests fail.
+# Each boot runs tests/test_systemd_driver.py and tests/cgroups/test_systemd_pure.py; the
+# v2 boot also runs podman (cgroup_manager systemd) and containerd's shim (SystemdCgroup)
+# through pyrunc (tests/engines/test_systemd_engines.py; SYSTEMD_ENGINES=0 skips them).
+# ~2 min per boot under emulation. Exits non-zero if either boot's tests fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-.venv/bin/python}
 [ -x "$py" ] || { echo "test-systemd: $py not found (hack/setup.sh creates .venv)" >&2; exit 2; }
-tests=(env PYTHONPATH=runtime PYTHONDONTWRITEBYTECODE=1 "$py" -m pytest -p no:cacheprovider -q -rs
+tests=(PYTHONPATH=runtime PYTHONDONTWRITEBYTECODE=1 "$py" -m pytest -p no:cacheprovider -q -rs
   tests/test_systemd_driver.py tests/cgroups/test_systemd_pure.py)
-if [ "${SYSTEMD_ENGINES:-0}" = 1 ]; then
+engines=()
+if [ "${SYSTEMD_ENGINES:-1}" = 1 ]; then
   # the engines' image is built here: under emulation that alone takes minutes
   images=$(mktemp -d /tmp/pyrunc-systemd-images.XXXXXX); trap 'rm -rf "$images"' EXIT
   sh hack/mkimage.sh "$images" >/dev/null
-  tests=(env ENGINE_IMAGES="$images" ENGINE_TIMEOUT=300 "${tests[@]}" tests/engines/test_systemd_engines.py)
+  engines=(ENGINE_IMAGES="$images" ENGINE_TIMEOUT=300)
 fi
-tests+=("$@")
 rc=0
-for hybrid in 0 1; do
-  echo "== systemd guest, $([ $hybrid = 1 ] && echo hybrid || echo 'pure v2') cgroups"
-  V2_INIT=systemd V2_HYBRID=$hybrid hack/v2-guest.sh "${tests[@]}" || rc=$?
-done
+echo "== systemd guest, pure cgroup v2"
+if [ ${#engines[@]} -gt 0 ]; then
+  V2_INIT=systemd hack/v2-guest.sh env "${engines[@]}" "${tests[@]}" tests/engines/test_systemd_engines.py "$@" || rc=$?
+else
+  V2_INIT=systemd hack/v2-guest.sh env "${tests[@]}" "$@" || rc=$?
+fi
+echo "== systemd guest, hybrid cgroups (v1 controllers)"
+V2_INIT=systemd V2_HYBRID=1 hack/v2-guest.sh env "${tests[@]}" "$@" || rc=$?
 exit $rc

@@ -4,6 +4,8 @@
 #      (containerd and podman driving pyrunc) and the schema checks;
 #   2. the cgroup v2 lane: the cgroup tests again inside a qemu guest with a pure v2 hierarchy,
 #      plus the conformance suite's v2-only tests;
+#   2b. the systemd lane: the systemd cgroup driver and the engines through it, in a guest
+#      booted with systemd as PID 1, on v2 and hybrid cgroups (hack/test-systemd.sh);
 #   3. OCI runtime-tools' validation suite against pyrunc (hack/runtime-tools.sh), failing
 #      on any test not in conformance/runtime-tools-expected.txt;
 #   4. conformance: the requirement catalogue check, then the conformance suite against
@@ -18,6 +20,9 @@ conf=$(mktemp -d)
 trap 'rm -rf "$conf"' EXIT
 if [ -z "${PYRUNC_SKIP_V2:-}" ] && [ -x hack/test-v2.sh ]; then
   CONFORMANCE_V2_RESULTS=$conf/v2.json hack/test-v2.sh || rc=$?
+fi
+if [ -z "${PYRUNC_SKIP_V2:-}" ]; then
+  hack/test-systemd.sh || rc=$?
 fi
 hack/runtime-tools.sh || rc=$?
 python3 conformance/catalogue.py check || rc=$?
