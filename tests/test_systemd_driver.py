@@ -79,6 +79,14 @@ def test_update_pause_resume_delete(pyrunc, bundle, cid):
     unit = f"pyrunc-{cid}.scope"
     setup(bundle, f"system.slice:pyrunc:{cid}", {"memory": {"limit": 64 << 20}})
     sd(pyrunc, "run", "-d", "--bundle", str(bundle.path), cid)
+    # an exec'd process joins the scope on every hierarchy, systemd's v1 ones included
+    pidfile = pyrunc.root.parent / "exec.pid"
+    sd(pyrunc, "exec", "-d", "--pid-file", str(pidfile), cid, "sleep", "1000")
+    seen = Path(f"/proc/{pidfile.read_text().strip()}/cgroup").read_text().splitlines()
+    assert f"0::/system.slice/{unit}" in seen, seen
+    if not V2:
+        mine = [line for line in seen if "memory" in line or "pids" in line or "freezer" in line]
+        assert len(mine) == 3 and all(line.endswith(f":/system.slice/{unit}") for line in mine), seen
     sd(pyrunc, "update", "--memory", "128m", "--pids-limit", "50", cid)
     props = show(unit, "MemoryMax", "MemoryLimit", "TasksMax")
     assert props["MemoryMax" if V2 else "MemoryLimit"] == str(128 << 20) and props["TasksMax"] == "50"

@@ -154,18 +154,27 @@ class SystemdCgroupManager(CgroupManager):
                 self._mkdirs(key, d)
 
     def fork_into(self, ns_flags: int = 0) -> tuple[int, bool, int]:
-        """The scope does not exist before its first process: a plain fork, then join()."""
+        """Creating, the scope does not exist before its first process: a plain fork, then
+        join(). Later (exec), the scope's cgroup2 directory is there to be born in."""
+        if self.owned is not False:
+            return super().fork_into(ns_flags)
         from pyrunc.syscalls import calls as sc
 
         return sc.clone3(-1, ns_flags), False, ns_flags
 
     def join(self, *, v1: bool, pid: int = 0) -> None:
-        """v1: the child itself joins pyrunc's own hierarchies; else the scope is started
-        with ``pid`` in it (all of systemd's hierarchies at once)."""
-        if v1:
-            mine = {k: d for k, d in self.dirs.items() if self._ours(k)}
-            CgroupManager(self.mode, mine, self.mounts, rootless=self.rootless).join(v1=True, pid=pid)
-            return
+        """Creating: the child joins pyrunc's own v1 hierarchies (and systemd's, should the
+        scope already exist), and join(v1=False, pid) starts the scope with ``pid`` in it,
+        on all of systemd's hierarchies at once. Later (exec), as cgroupfs."""
+        if self.owned is not False:
+            super().join(v1=v1, pid=pid)
+        elif v1:
+            there = {k: d for k, d in self.dirs.items() if self._ours(k) or _isdir(d)}
+            CgroupManager(self.mode, there, self.mounts, rootless=self.rootless).join(v1=True, pid=pid)
+        else:
+            self._start(pid)
+
+    def _start(self, pid: int) -> None:
         props = [("Description", ("s", self.description)),
                  ("PIDs", ("au", [pid])), ("Delegate", ("b", True)), ("DefaultDependencies", ("b", False))]
         if not self.unit.endswith(".slice"):
