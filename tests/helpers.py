@@ -43,6 +43,8 @@ class Runtime:
         A session of its own: a runtime that signals its caller's process group (the
         bug of issue 13) then hits only itself, never the test runner."""
         kw.setdefault("stdin", None if input is not None else subprocess.DEVNULL)
+        # A test runner started by a Type=notify unit must not make every start wait for READY=1.
+        kw.setdefault("env", {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"})
         kw.setdefault("start_new_session", True)
         if args and args[0] in ("create", "run"):
             self.ids.add(args[-1])
