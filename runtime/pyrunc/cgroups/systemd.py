@@ -11,6 +11,7 @@ a directory of the same path, made and removed by pyrunc as the cgroupfs driver 
 """
 from __future__ import annotations
 
+from .. import fs
 from ..errors import ConfigError
 from .manager import UNIFIED, CgroupManager
 
@@ -145,7 +146,7 @@ class SystemdCgroupManager(CgroupManager):
         for key, d in self.dirs.items():
             if self._ours(key):
                 for cur in self._chain(key, d):
-                    if cur not in self.created and not _isdir(cur):
+                    if cur not in self.created and not fs.isdir(cur):
                         self.created.append(cur)
 
     def create(self) -> None:
@@ -169,7 +170,7 @@ class SystemdCgroupManager(CgroupManager):
         if self.owned is not False:
             super().join(v1=v1, pid=pid)
         elif v1:
-            there = {k: d for k, d in self.dirs.items() if self._ours(k) or _isdir(d)}
+            there = {k: d for k, d in self.dirs.items() if self._ours(k) or fs.isdir(d)}
             CgroupManager(self.mode, there, self.mounts, rootless=self.rootless).join(v1=True, pid=pid)
         else:
             self._start(pid)
@@ -198,8 +199,3 @@ class SystemdCgroupManager(CgroupManager):
             self._kill_remaining()
             self.bus().stop_unit(self.unit)
         self._remove_dirs(only_ours=not self.owned)
-
-
-def _isdir(path: str) -> bool:
-    from .. import fs
-    return fs.isdir(path)
