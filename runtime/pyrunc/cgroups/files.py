@@ -65,3 +65,7 @@ def read_keyed(d: str, name: str) -> dict[str, int]:
 
 def exists(d: str, name: str) -> bool:
     return fs.exists(fs.join(d, name))
+
+
+def isdir(d: str) -> bool:
+    return fs.isdir(d)
