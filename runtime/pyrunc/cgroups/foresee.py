@@ -5,7 +5,9 @@ Directories that exist are read as they are. For those create is yet to make, a 
 reads as a new cgroup starts with it, and exists if it exists in the nearest existing
 directory above (on v2 the root cgroup lacks the controllers' files: there a controller's
 file is taken to exist when the controller is available). What the planned steps make and
-write is remembered, so each later decision sees it, as it would during create.
+write is remembered, so each later decision sees it, as it would during create. For a
+container that exists, the directories its create made (``absent``) are taken as they were
+before, so its steps are shown as they were taken.
 """
 from __future__ import annotations
 
@@ -18,8 +20,9 @@ _FRESH = {"cpuset.cpus": "", "cpuset.mems": "", "cgroup.subtree_control": "", "c
 
 
 class Foreseen:
-    def __init__(self, mode: str, mounts: dict[str, str]) -> None:
+    def __init__(self, mode: str, mounts: dict[str, str], absent: list[str] | None = None) -> None:
         self.mode, self.tops = mode, set(mounts.values())
+        self.absent = set(absent or ())
         self.made: set[str] = set()
         self.written: dict[tuple[str, str], str] = {}
         self.guessed: set[str] = set()  # files taken to exist without a directory to look in
@@ -34,16 +37,20 @@ class Foreseen:
         else:
             self.written[(arg.dir, arg.name)] = arg.value  # type: ignore[attr-defined]
 
+    def _real(self, d: str) -> bool:
+        """Whether ``d`` is read as it is (it was there before create)."""
+        return d not in self.absent and fs.isdir(d)
+
     def isdir(self, d: str) -> bool:
-        return d in self.made or fs.isdir(d)
+        return d in self.made or self._real(d)
 
     def _above(self, d: str) -> str:
-        while d not in self.tops and not fs.isdir(d) and d != "/":
+        while d not in self.tops and not self._real(d) and d != "/":
             d = fs.dirname(d)
         return d
 
     def exists(self, d: str, name: str) -> bool:
-        if fs.isdir(d):
+        if self._real(d):
             return files.exists(d, name)
         above = self._above(d)
         if self.mode == "v2" and above in self.tops and not name.startswith("cgroup."):
@@ -54,7 +61,7 @@ class Foreseen:
     def read(self, d: str, name: str) -> str:
         if (d, name) in self.written:
             return self.written[(d, name)]
-        if fs.isdir(d):
+        if self._real(d):
             return files.read(d, name)
         if name == "cgroup.controllers":  # a child has what its parent enables for children
             return self.read(fs.dirname(d), "cgroup.subtree_control")

@@ -52,7 +52,7 @@ def _create(g, cid: str, opts: dict, detach: bool) -> tuple[st.Container, int | 
     if opts["pidfd_socket"]:
         raise UsageError("--pidfd-socket is not supported yet")  # refused, never silently ignored
     config, bundle = load_config(opts["bundle"])
-    preserve = opts["preserve_fds"] + _listen_fds(config)
+    preserve = opts["preserve_fds"] + listen_fds(config)
     terminal = bool(config.get("process", {}).get("terminal"))
     console = None
     if terminal or opts["console_socket"]:  # terminal.py (and termios) only for those who need it
@@ -66,7 +66,7 @@ def _create(g, cid: str, opts: dict, detach: bool) -> tuple[st.Container, int | 
     return c, console.created() if console is not None else None
 
 
-def _listen_fds(config: dict) -> int:
+def listen_fds(config: dict) -> int:
     """Socket activation: LISTEN_FDS fds after stdio are passed on, as runc does."""
     n = fs.getenv("LISTEN_FDS") or ""
     if not n.isdigit() or int(n) == 0:
