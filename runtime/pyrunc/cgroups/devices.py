@@ -85,7 +85,7 @@ def effective_rules(spec_rules: list | None) -> list[Rule]:
 
 def v1_writes(d: str, spec_rules: list | None) -> list:
     """The writes to a v1 devices cgroup: deny-all, then the spec's rules, then the defaults."""
-    from .writes import Write
+    from .files import Write
     rules = parse_rules(spec_rules or [])
     out = [Write(d, "devices.deny", "a", "linux.resources.devices")]
     for i, r in enumerate(rules + list(DEFAULT_RULES)):

@@ -1,4 +1,4 @@
-"""The cgroup files as create will find them, for `explain`: a look-up (see writes.py) that
+"""The cgroup files as create will find them, for `explain`: a look-up (see files.py) that
 only reads.
 
 Directories that exist are read as they are. For those create is yet to make, a file
@@ -31,9 +31,11 @@ class Foreseen:
         """Remember a step of CgroupManager.creation_steps (or a resource Write) as done."""
         if kind == "mkdir":
             self.made.add(arg)  # type: ignore[arg-type]
-        elif kind == "enable":
-            on = self.read(arg.dir, arg.name).split()  # type: ignore[attr-defined]
-            self.written[(arg.dir, arg.name)] = " ".join(on + [arg.value[1:]])  # type: ignore[attr-defined]
+        elif kind == "enable":  # the kernel lists controllers in its own order, as cgroup.controllers does
+            d = arg.dir  # type: ignore[attr-defined]
+            on = set(self.read(d, "cgroup.subtree_control").split()) | {arg.value[1:]}  # type: ignore[attr-defined]
+            order = self.read(d, "cgroup.controllers").split()
+            self.written[(d, "cgroup.subtree_control")] = " ".join(c for c in order if c in on)
         else:
             self.written[(arg.dir, arg.name)] = arg.value  # type: ignore[attr-defined]
 

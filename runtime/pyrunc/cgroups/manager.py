@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from .oom import OomWatcher
-    from .writes import Op
+    from .files import Op
 
 UNIFIED = ""    # key of the cgroup2 directory in CgroupManager.dirs
 _ROOTLESS_SKIP = (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -111,20 +111,18 @@ class CgroupManager:
         on for the children of a directory (a refusal is not an error), ("write", Write).
         A generator, so each step is decided (through ``look``) once the one before it is
         carried out: create does them on the way, `explain` only notes them."""
-        from .writes import Write
-
         parent = self.mounts[key]
         for cur in self._chain(key, d):
             if self.mode == "v2":
                 for c in _controllers_to_enable(parent, look):
-                    yield "enable", Write(parent, "cgroup.subtree_control", f"+{c}", "", path="linux.cgroupsPath")
+                    yield "enable", files.Write(parent, "cgroup.subtree_control", f"+{c}", "", path="linux.cgroupsPath")
             if not look.isdir(cur):
                 yield "mkdir", cur
                 if "cpuset" in key.split(","):
                     # a new v1 cpuset starts empty and refuses tasks until filled in
                     for name in ("cpuset.cpus", "cpuset.mems"):
                         if not look.read(cur, name):
-                            yield "write", Write(cur, name, look.read(parent, name), "", path="linux.cgroupsPath")
+                            yield "write", files.Write(cur, name, look.read(parent, name), "", path="linux.cgroupsPath")
             parent = cur
 
     def apply(self, pid: int) -> None:
@@ -175,11 +173,10 @@ class CgroupManager:
 
     def set_resources(self, resources: dict, *, update: bool = False) -> None:
         """Apply the spec's linux.resources object; errors name the field and file."""
-        from .writes import apply
-        apply(self.resource_writes(resources, update=update))
+        files.apply(self.resource_writes(resources, update=update))
 
     def resource_writes(self, resources: dict, *, update: bool = False, look=files) -> list[Op]:
-        """linux.resources as the ordered writes set_resources makes (see writes.py)."""
+        """linux.resources as the ordered writes set_resources makes (see files.py)."""
         if self.mode == "v2":
             from . import v2
             return v2.plan(self, resources or {}, update=update, look=look)

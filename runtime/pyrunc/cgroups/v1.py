@@ -3,22 +3,20 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 from . import files
-from .files import CgroupError
+from .files import CgroupError, Write, apply, pair
 from .resources import F, pagesize_name, rdma_line, validate
-from .writes import Write, pair
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .writes import Op
+    from .files import Op
 
 
 def set_resources(mgr, res: dict, *, update: bool) -> None:
-    from .writes import apply
     apply(plan(mgr, res, update=update))
 
 
 def plan(mgr, res: dict, *, update: bool, look=files) -> list[Op]:
-    """The writes, in order; ``look`` answers what they depend on (see writes.py)."""
+    """The writes, in order; ``look`` answers what they depend on (see files.py)."""
     validate(res)
     if res.get("unified"):
         raise ConfigError(f"{F}.unified: cgroup v2 keys cannot be applied on a cgroup v1 host")

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 from . import files
-from .files import CgroupError
+from .files import CgroupError, Program, Write, apply
 from .resources import F, pagesize_name, rdma_line, validate
-from .writes import Program, Write
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .writes import Op
+    from .files import Op
 
 
 def shares_to_weight(shares: int) -> int:
@@ -42,12 +41,11 @@ def _max(v: int) -> str:
 
 
 def set_resources(mgr, res: dict, *, update: bool) -> None:
-    from .writes import apply
     apply(plan(mgr, res, update=update))
 
 
 def plan(mgr, res: dict, *, update: bool, look=files) -> list[Op]:
-    """The writes, in order; ``look`` answers what they depend on (see writes.py)."""
+    """The writes, in order; ``look`` answers what they depend on (see files.py)."""
     validate(res)
     d = mgr.unified
     avail = set(look.read(d, "cgroup.controllers").split())

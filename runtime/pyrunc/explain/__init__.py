@@ -86,6 +86,7 @@ def build(plan: Plan, cg, *, rootless: bool, look=None) -> Report:
     process.net_devices(r)
     process.sysctl(r)
     mounts.masks_and_readonly(r, tree)
+    mounts.finish(tree)
     process.keyring(r)
     exe, env = process.become(r, tree)
     # start, then delete

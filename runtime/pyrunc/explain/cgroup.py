@@ -57,7 +57,7 @@ def join_v1(r: Report) -> None:
 
 
 def resources(r: Report, look, rootless: bool) -> None:
-    from pyrunc.cgroups.writes import Program
+    from pyrunc.cgroups.files import Program
 
     res = r.plan.config.get("linux", {}).get("resources") or {}
     ops = r.cg.resource_writes(res, look=look)

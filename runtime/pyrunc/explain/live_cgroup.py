@@ -31,11 +31,16 @@ class Cgroup:
             if mount is not None:
                 self.where[key] = layout.in_mount(mount, cgpath)
         self.devices: dict[str, list[tuple[str, str]]] = {}  # dir -> its device writes, in order
+        self.last: dict[tuple[str, str], Entry] = {}  # (dir, file) -> the step that writes it last
 
     def note_devices(self, r: Report) -> None:
+        """Collect what one write cannot be checked on its own: the device rules of each
+        directory, and which write of a file is its last."""
         for e in r.entries:
             if e.detail.get("file") in ("devices.allow", "devices.deny"):
                 self.devices.setdefault(e.detail["dir"], []).append((e.detail["file"], e.detail["value"]))
+            if e.op == "write" and e.section == "cgroup" and not _adds_a_line(e.detail["file"]):
+                self.last[(e.detail["dir"], e.detail["file"])] = e
 
     def check(self, e: Entry) -> tuple[str, str]:
         d = e.detail
@@ -50,6 +55,8 @@ class Cgroup:
             return (SAME, "") if now == d["dir"] else (DIFFERS, f"in {now}")
         if e.op == "write" and d.get("file") in ("devices.allow", "devices.deny"):
             return self._devices(d["dir"])
+        if e.op == "write" and self.last.get((d["dir"], d["file"]), e) is not e:
+            return UNVERIFIED, f"{d['file']} is written again by a later step"
         if e.op == "write":
             try:
                 now = read_file(d["dir"], d["file"])
@@ -68,6 +75,12 @@ class Cgroup:
             return DIFFERS, f"devices.list: {exc.strerror}"
         want = device_list(self.devices.get(d, []))
         return (SAME, "") if now == want else (DIFFERS, f"devices.list: {', '.join(sorted(now))}")
+
+
+def _adds_a_line(name: str) -> bool:
+    """Files where each write sets one line of many (a device's limit, an interface's priority)."""
+    return name.endswith(("_device", "io.max", "io.weight", "io.bfq.weight", "ifpriomap", "rdma.max")) or \
+        name.startswith("devices.") or name == "cgroup.subtree_control"
 
 
 def read_file(d: str, name: str) -> str:

@@ -241,3 +241,11 @@ def _mode(host: str | None) -> int | None:
         return posix.stat(host).st_mode
     except OSError:
         return None
+
+
+def finish(tree: Tree) -> None:
+    """Each mount's line gets the flags the mount ends with, once every remount is planned
+    (those mountinfo shows of a mount's own: ro, nosuid, nodev, noexec)."""
+    for m in tree.mounts:
+        if m.entry is not None and m.flags is not None:
+            m.entry.detail["flags"] = flag_names(m.flags & _CHECKED)
