@@ -9,6 +9,7 @@ if TYPE_CHECKING:
 
 def setup(r: Report, look) -> None:
     from pyrunc.cgroups.delegate import owner
+    from pyrunc.explain.namespaces import ns_path
 
     cg, p = r.cg, r.plan
     asked = p.config.get("linux", {}).get("cgroupsPath")
@@ -41,7 +42,7 @@ def setup(r: Report, look) -> None:
                   hierarchy=name, dir=d)
     to = owner(p.config, cg.mode)
     if to is not None and cg.unified:
-        r.add("parent", "cgroup", "chown", _ns_path(p, "cgroup"),
+        r.add("parent", "cgroup", "chown", ns_path(p, "cgroup"),
               f"delegates {cg.unified} to host uid {to[0]} gid {to[1]}: a cgroup namespace and a writable "
               "/sys/fs/cgroup mount were asked for", dir=cg.unified)
 
@@ -79,10 +80,3 @@ def resources(r: Report, look, rootless: bool) -> None:
     if rootless:
         r.add("parent", "cgroup", "note", "linux.resources",
               "rootless: device rules are not written; a directory that is not delegated is left out")
-
-
-def _ns_path(plan, kind: str) -> str:
-    for i, ns in enumerate(plan.config.get("linux", {}).get("namespaces") or []):
-        if ns["type"] == kind:
-            return f"linux.namespaces[{i}]"
-    return "linux.namespaces"

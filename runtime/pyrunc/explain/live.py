@@ -72,7 +72,7 @@ class Check:
         self.r, self.pid, self.status = report, pid, status
         self.proc = f"/proc/{pid}"
         self.fields = status_fields(pid)
-        self.root = _link(f"{self.proc}/root") or ""
+        self.root = link(f"{self.proc}/root") or ""
 
     def run(self) -> None:
         from pyrunc.explain import live_cgroup, live_mounts
@@ -119,12 +119,12 @@ class Check:
 
     def _ns_of(self, e: Entry, kind: str) -> tuple[str, str]:
         name = {"network": "net", "mount": "mnt"}.get(kind, kind)
-        theirs, ours = _ns(f"{self.proc}/ns/{name}"), _ns(f"/proc/self/ns/{name}")
-        now = _link(f"{self.proc}/ns/{name}")
+        theirs, ours = inode(f"{self.proc}/ns/{name}"), inode(f"/proc/self/ns/{name}")
+        now = link(f"{self.proc}/ns/{name}")
         if theirs is None:
             return UNVERIFIED, f"{self.proc}/ns/{name} cannot be read"
         if e.op == "setns":
-            return (SAME, "") if _ns(e.detail["nsPath"]) == theirs else (DIFFERS, f"in {now}, not {e.detail['nsPath']}")
+            return (SAME, "") if inode(e.detail["nsPath"]) == theirs else (DIFFERS, f"in {now}, not {e.detail['nsPath']}")
         if e.op == "inherit":
             return (SAME, "") if theirs == ours else (DIFFERS, f"in {now}, not the runtime's")
         return (SAME, "") if theirs != ours else (DIFFERS, f"still in the runtime's {kind} namespace ({now})")
@@ -142,8 +142,8 @@ class Check:
         from pyrunc.linux.devices import SYMLINKS
 
         if e.op == "symlink":
-            wrong = [f"/dev/{n} -> {_link(self.inside(f'/dev/{n}'))}" for n, t in SYMLINKS
-                     if _link(self.inside(f"/dev/{n}")) != t]
+            wrong = [f"/dev/{n} -> {link(self.inside(f'/dev/{n}'))}" for n, t in SYMLINKS
+                     if link(self.inside(f"/dev/{n}")) != t]
             return (SAME, "") if not wrong else (DIFFERS, ", ".join(wrong))
         if e.op == "mknod":
             try:
@@ -160,14 +160,15 @@ class Check:
         return f"{self.proc}/root/{path.lstrip('/')}"
 
 
-def _link(path: str) -> str | None:
+def link(path: str) -> str | None:
     try:
         return posix.readlink(path)
     except OSError:
         return None
 
 
-def _ns(path: str) -> tuple[int, int] | None:
+def inode(path: str) -> tuple[int, int] | None:
+    """(st_dev, st_ino): what a namespace file or a directory is, whatever its name."""
     try:
         st = posix.stat(path)
     except OSError:

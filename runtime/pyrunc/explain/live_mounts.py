@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pyrunc import fs
 from pyrunc.explain import DIFFERS, SAME, UNVERIFIED
-from pyrunc.explain.live import read
+from pyrunc.explain.live import inode, read
 from pyrunc.explain.mounts import flag_names
 from pyrunc.syscalls import consts as k
 
@@ -73,7 +73,7 @@ def check(r: Report, proc: str) -> None:
             e.live = (SAME, "") if not there else (DIFFERS, f"a mount is there: {there[-1].show()}")
         elif e.op in ("pivot_root", "chroot", "move"):
             # its root is in another mount namespace: compare the directories, not their names
-            e.live = (SAME, "") if _inode(f"{proc}/root/") == _inode(root) else \
+            e.live = (SAME, "") if inode(f"{proc}/root/") == inode(root) else \
                 (DIFFERS, f"its root is not {root}")
         elif e.op == "none":
             e.live = (SAME, "")
@@ -113,13 +113,3 @@ def _carried(planned: list[Mount], root: str) -> set[str]:
             if point.startswith(src.rstrip("/") + "/"):
                 out.add(fs.join(m.target, point[len(src.rstrip("/")) + 1:]))
     return out
-
-
-def _inode(path: str) -> tuple[int, int] | None:
-    import posix
-
-    try:
-        st = posix.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino

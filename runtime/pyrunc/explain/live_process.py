@@ -3,7 +3,7 @@ sets, NoNewPrivs, Seccomp, Umask), limits, cwd, exe, cmdline, environ, oom_score
 from __future__ import annotations
 
 from pyrunc.explain import DIFFERS, SAME, UNVERIFIED
-from pyrunc.explain.live import _link, read, status_fields
+from pyrunc.explain.live import link, read, status_fields
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -46,9 +46,9 @@ def check(c: Check, e: Entry, started: bool) -> tuple[str, str]:
         want = str(p.attrs.oom_score_adj) if p.attrs.oom_score_adj is not None else read("/proc/self/oom_score_adj")
         return _same((want or "").strip(), (read(f"{c.proc}/oom_score_adj") or "").strip())
     if op == "chdir":
-        return _same(c.r.tree.resolve(p.process.get("cwd", "/")), _inside(c, _link(f"{c.proc}/cwd")))
+        return _same(c.r.tree.resolve(p.process.get("cwd", "/")), _inside(c, link(f"{c.proc}/cwd")))
     if op == "execve":
-        exe = _inside(c, _link(f"{c.proc}/exe"))
+        exe = _inside(c, link(f"{c.proc}/exe"))
         args = [a for a in (read(f"{c.proc}/cmdline") or "").split("\0")][:-1]
         want = c.r.tree.resolve(e.detail["executable"])
         if exe != want:
@@ -106,20 +106,15 @@ def _caps(c: Check, e: Entry, started: bool) -> tuple[str, str]:
     return (SAME, "") if not wrong else (DIFFERS, "; ".join(wrong))
 
 
-def _host_id(mappings: list[dict] | None, cid: int) -> int:
-    for m in mappings or []:
-        if m["containerID"] <= cid < m["containerID"] + m["size"]:
-            return m["hostID"] + cid - m["containerID"]
-    return cid if not mappings else -1
-
-
 def _user(c: Check, e: Entry) -> tuple[str, str]:
+    from pyrunc.cgroups.delegate import to_host
+
     linux = c.r.plan.config.get("linux", {})
     userns = c.r.plan.has_ns("user")
     uids = linux.get("uidMappings") if userns else None
     gids = linux.get("gidMappings") if userns else None
-    uid, gid = _host_id(uids, e.detail["uid"]), _host_id(gids, e.detail["gid"])
-    groups = sorted(_host_id(gids, g) for g in e.detail["groups"])
+    uid, gid = to_host(e.detail["uid"], uids), to_host(e.detail["gid"], gids)
+    groups = sorted(to_host(g, gids) for g in e.detail["groups"])
     now_uid = [int(x) for x in c.fields.get("Uid", "").split()]
     now_gid = [int(x) for x in c.fields.get("Gid", "").split()]
     now_groups = sorted(int(x) for x in c.fields.get("Groups", "").split())
@@ -128,16 +123,12 @@ def _user(c: Check, e: Entry) -> tuple[str, str]:
 
 
 def _rlimit(c: Check, e: Entry) -> tuple[str, str]:
-    from pyrunc.spec.procattrs import RLIMITS
+    from pyrunc.linux.rlimits import show
 
-    row = _LIMIT_ROWS[RLIMITS[e.detail["type"]]]
+    _label, res, soft, hard = c.r.plan.attrs.rlimits[int(e.path.rsplit("[", 1)[1].rstrip("]"))]
+    row = _LIMIT_ROWS[res]
     for line in (read(f"{c.proc}/limits") or "").splitlines():
         if line.startswith(row):
-            soft, hard = line[len(row):].split()[:2]
-            want = [_show(e.detail["soft"]), _show(e.detail["hard"])]
-            return _same(want, [soft, hard], f"soft {soft} hard {hard}")
+            now = line[len(row):].split()[:2]
+            return _same([show(soft), show(hard)], now, f"soft {now[0]} hard {now[1]}")
     return UNVERIFIED, f"no {row!r} in {c.proc}/limits"
-
-
-def _show(v: int) -> str:
-    return "unlimited" if v >= 2**64 - 1 else str(v)

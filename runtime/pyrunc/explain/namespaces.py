@@ -11,7 +11,8 @@ if TYPE_CHECKING:
 _APPLIES_TO_CHILDREN = ("pid", "time")
 
 
-def _index(plan, kind: str) -> str:
+def ns_path(plan, kind: str) -> str:
+    """The JSON path of the namespace of this kind in linux.namespaces."""
     for i, ns in enumerate(plan.config.get("linux", {}).get("namespaces") or []):
         if ns["type"] == kind:
             return f"linux.namespaces[{i}]"
@@ -41,7 +42,7 @@ def fork_child(r: Report) -> None:
     if born:
         how += " and in the new pid namespace, as its pid 1: it is the container's init"
     r.add("parent", "namespaces", "clone3" if sc.clone3_available() else "fork",
-          _index(p, "pid") if born else "linux.namespaces", how, born=_names(born))
+          ns_path(p, "pid") if born else "linux.namespaces", how, born=_names(born))
 
 
 def _names(flags: int) -> list[str]:
@@ -64,10 +65,10 @@ def enter(r: Report) -> None:
                   f"of its mappings, moved onto {op.destination} later")
     for kind, path in p.join_ns:
         later = " (it applies to children only: the init is forked after)" if kind in _APPLIES_TO_CHILDREN else ""
-        r.add("child", "namespaces", "setns", _index(p, kind), f"joins the {kind} namespace {path}{later}", type=kind,
+        r.add("child", "namespaces", "setns", ns_path(p, kind), f"joins the {kind} namespace {path}{later}", type=kind,
               nsPath=path)
     if p.new_ns & sc.CLONE_NEWUSER:
-        r.add("child", "namespaces", "unshare", _index(p, "user"),
+        r.add("child", "namespaces", "unshare", ns_path(p, "user"),
               "unshares a new user namespace, alone and first: every namespace made after it is owned by it",
               type="user")
         for field, name in (("uidMappings", "uid_map"), ("gidMappings", "gid_map")):
@@ -75,7 +76,7 @@ def enter(r: Report) -> None:
             r.add("parent", "namespaces", "write", f"linux.{field}", f"writes the child's /proc/<pid>/{name}: {maps}")
         r.add("child", "namespaces", "setresuid", "linux.uidMappings", "becomes uid 0 and gid 0 of its user namespace")
     elif p.has_ns("user"):
-        r.add("child", "namespaces", "setresuid", _index(p, "user"), "becomes uid 0 and gid 0 of the joined user namespace")
+        r.add("child", "namespaces", "setresuid", ns_path(p, "user"), "becomes uid 0 and gid 0 of the joined user namespace")
     born = _born(p)
     for kind in JOIN_ORDER:
         flag = NAMESPACE_FLAGS[kind]
@@ -84,9 +85,9 @@ def enter(r: Report) -> None:
         later = " (it applies to children only: the init is forked after)" \
             if kind in _APPLIES_TO_CHILDREN and not born & flag else ""
         if born & flag:
-            r.add("child", "namespaces", "clone3", _index(p, kind), f"new {kind} namespace: born in it", type=kind)
+            r.add("child", "namespaces", "clone3", ns_path(p, kind), f"new {kind} namespace: born in it", type=kind)
         else:
-            r.add("child", "namespaces", "unshare", _index(p, kind), f"unshares a new {kind} namespace{later}", type=kind)
+            r.add("child", "namespaces", "unshare", ns_path(p, kind), f"unshares a new {kind} namespace{later}", type=kind)
     offsets = linux.get("timeOffsets")
     if offsets:
         text = ", ".join(f"{c} {o.get('secs', 0)}s {o.get('nanosecs', 0)}ns" for c, o in offsets.items())
@@ -97,7 +98,7 @@ def enter(r: Report) -> None:
                   f"{kind}: not in linux.namespaces, the runtime's own is kept", type=kind)
     if namespaces.needs_fork(p, born):
         why = [k for k in _APPLIES_TO_CHILDREN if p.has_ns(k) and not born & NAMESPACE_FLAGS[k]]
-        r.add("child", "namespaces", "fork", _index(p, why[0]),
+        r.add("child", "namespaces", "fork", ns_path(p, why[0]),
               f"forks the init (CLONE_PARENT: create's own child), which is the first process in its new "
               f"{' and '.join(why)} namespace{'s' if len(why) > 1 else ''}")
     else:

@@ -70,6 +70,7 @@ def keyring(r: Report) -> None:
 def become(r: Report, tree: Tree) -> tuple[str, list[str]]:
     """process/become.py's steps; returns (program, env) for the execve at start."""
     from pyrunc.linux import execute
+    from pyrunc.linux.rlimits import show
 
     p = r.plan
     proc, a, c = p.process, p.attrs, p.confine
@@ -86,7 +87,7 @@ def become(r: Report, tree: Tree) -> tuple[str, list[str]]:
     for i, (_label, _res, soft, hard) in enumerate(a.rlimits):
         rl = proc["rlimits"][i]
         r.add("init", "process", "setrlimit", f"process.rlimits[{i}]",
-              f"setrlimit {rl['type']} soft {_limit(soft)} hard {_limit(hard)}", type=rl["type"], soft=rl["soft"],
+              f"setrlimit {rl['type']} soft {show(soft)} hard {show(hard)}", type=rl["type"], soft=rl["soft"],
               hard=rl["hard"])
     for field, name in (("process.apparmorProfile", "AppArmor profile"), ("process.selinuxLabel", "SELinux label")):
         value = proc.get(field.split(".")[1])
@@ -172,11 +173,6 @@ def _get(config: dict, dotted: str) -> object:
     for part in dotted.split("."):
         config = config[part]
     return config
-
-
-def _limit(v: int) -> str:
-    import resource
-    return "unlimited" if v == resource.RLIM_INFINITY else str(v)
 
 
 def caps_list(mask: int) -> list[str]:
