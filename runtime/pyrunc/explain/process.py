@@ -138,11 +138,11 @@ def start_and_delete(r: Report, exe: str, env: list[str]) -> None:
                                               else ""), executable=exe, args=list(proc["args"]))
     r.add("init", "process", "env", "process.env", "env: " + " ".join(env), env=env)
     sets = exec_caps(p)
-    rule = "uid 0: bounding | inheritable" if _uid(p) == 0 else "not uid 0: ambient"
-    rule += ", within permitted (no_new_privs)" if _uid(p) == 0 and p.confine.no_new_privs else ""
+    rule = "uid 0: bounding | inheritable" if _uid(p) == 0 else "not uid 0: ambient only"
+    rule += ", cut to permitted by no_new_privs" if _uid(p) == 0 and p.confine.no_new_privs else ""
     r.add("init", "process", "capabilities", "process.capabilities",
-          f"after execve (of a file without capabilities or set-id bits; {rule}): permitted and effective "
-          f"{_caps(sets['permitted'])}", **{k: caps_list(v) for k, v in sets.items()})
+          f"after execve of a file without file capabilities or set-id bits: permitted = effective = "
+          f"{_caps(sets['permitted'])} ({rule})", **{k: caps_list(v) for k, v in sets.items()})
     _hooks(r, "poststart")
     r.add("delete", "cgroup", "destroy", "linux.cgroupsPath",
           "kills what is left in the cgroup and removes its directories (and the parents create made)")
