@@ -366,3 +366,21 @@ def test_a_pure_v2_host_is_planned_with_the_layout_code(tmp_path):
     assert not (top / "pod").exists() and (top / "cgroup.subtree_control").read_text() == "memory\n"
     with pytest.raises(Exception, match=r"^linux\.resources\.hugepageLimits\[0\]: the hugetlb controller is not enabled"):
         cg.resource_writes({"hugepageLimits": [{"pageSize": "2MB", "limit": 0}]}, look=look)
+
+
+def test_a_live_container_against_another_bundle(pyrunc, bundle, tmp_path, cid):
+    """-b with the id of a container compares it with that bundle's plan instead of its own."""
+    bundle.config["linux"]["resources"]["pids"] = {"limit": 32}
+    bundle.args("sleep", "1000")
+    pyrunc("run", "-d", "-b", str(bundle.path), cid)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "rootfs").symlink_to(bundle.rootfs)
+    (other / "config.json").write_text(json.dumps({**bundle.config, "linux": {
+        **bundle.config["linux"], "resources": {**bundle.config["linux"]["resources"], "pids": {"limit": 64}}}}))
+    assert explain(pyrunc, cid)["differences"] == 0
+    doc = explain(pyrunc, "-b", str(other), cid, check_rc=1)
+    differs = [s for s in doc["steps"] if s.get("live", {}).get("status") == "differs"]
+    assert [(s["jsonPath"], s["live"]["actual"]) for s in differs] == [("linux.resources.pids.limit",
+                                                                        "pids.max reads '32'")]
+    pyrunc("delete", "-f", cid)

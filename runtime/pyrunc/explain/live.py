@@ -34,10 +34,11 @@ def explain_container(g, cid: str, opts: dict) -> tuple[Report, str]:
     try:
         status = c.status()
         data, pid = c.data, c.pid if status in ("created", "running", "paused") else 0
-        if opts.get("bundle"):
-            config, bundle = load_config(opts["bundle"])
+        saved = fs.join(c.dir, "config.json")  # what create was given (lifecycle._save_config)
+        if opts.get("bundle") or not fs.exists(saved):
+            config, bundle = load_config(opts.get("bundle") or data["bundle"])
         else:
-            config, bundle = read_json(fs.join(c.dir, "config.json"), "config"), data["bundle"]
+            config, bundle = read_json(saved, "config"), data["bundle"]
             check_schema("config", config, "config.json")
     finally:
         c.close()
