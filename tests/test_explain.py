@@ -21,7 +21,7 @@ import pytest
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from helpers import REPO, processes_rooted_under
+from helpers import REPO, processes_rooted_under, wait_for
 from usernshelp import base, make_bundle  # noqa: F401 (fixtures)
 
 MiB = 1 << 20
@@ -229,13 +229,23 @@ def test_the_plan_is_what_create_does(pyrunc, request, tmp_path, cid, name):
 
 
 def test_explain_of_a_live_container_changes_nothing(pyrunc, bundle, tmp_path, cid):
+    """Created (the init waits: what start does is not done yet), then running."""
     bundle.args("sleep", "1000")
-    pyrunc("run", "-d", "-b", str(bundle.path), cid)
-    before = own_census(pyrunc, tmp_path, cid)
-    assert pyrunc("explain", cid).returncode == 0
-    explain(pyrunc, cid)
-    assert own_census(pyrunc, tmp_path, cid) == before
+    pyrunc("create", "-b", str(bundle.path), cid)
+    for status in ("created", "running"):
+        before = own_census(pyrunc, tmp_path, cid)
+        assert pyrunc("explain", cid).returncode == 0
+        doc = explain(pyrunc, cid)
+        assert own_census(pyrunc, tmp_path, cid) == before
+        assert doc["status"] == status and doc["differences"] == 0
+        execve = next(s for s in doc["steps"] if s["op"] == "execve")
+        assert execve["live"]["status"] == ("unverified" if status == "created" else "same")
+        if status == "created":
+            pyrunc("start", cid)
+            wait_for(lambda: pyrunc.state(cid)["status"] == "running", what="running")
     pyrunc("delete", "-f", cid)
+    stopped = explain(pyrunc, "-b", str(bundle.path), cid)  # gone: a plan again
+    assert stopped["mode"] == "plan"
 
 
 def test_a_change_behind_its_back_is_a_difference(pyrunc, bundle, cid):

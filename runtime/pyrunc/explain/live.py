@@ -99,7 +99,7 @@ class Check:
             elif e.section == "devices":
                 e.live = self.device(e)
             else:
-                e.live = (UNVERIFIED, _NOT_SEEN.get(e.section, _NOT_SEEN.get(e.op, "")))
+                e.live = (UNVERIFIED, _NOT_SEEN.get(e.op, _NOT_SEEN.get(e.section, "")))
 
     # -- namespaces ---------------------------------------------------------------------------
     def namespace(self, e: Entry) -> tuple[str, str]:
