@@ -3,33 +3,13 @@ told before create fails on them. It only reads: a census of the host must not c
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
-from helpers import each_process
+from helpers import census
 
 CAP_DROP = ["capsh", "--drop=cap_sys_resource", "--", "-c", 'exec "$@"', "sh"]  # a runtime without it
-
-
-def census(root: Path) -> dict[str, set]:
-    """Mounts; cgroup directories at each hierarchy's top and below the test's own cgroup
-    (where a default container cgroup goes: others come and go on a live host); the
-    state root; processes running pyrunc."""
-    with open("/proc/self/mountinfo") as f:
-        mounts = {" ".join(line.split()[:5]) for line in f}
-    own = [line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines()]
-    cgroups = set()
-    for top in Path("/sys/fs/cgroup").iterdir():
-        cgroups |= {str(d) for d in top.iterdir() if d.is_dir()}
-        for rel in own:
-            below = top / rel.lstrip("/")
-            if rel != "/" and below.is_dir():
-                cgroups |= {d for d, _, _ in os.walk(below)}
-    procs = {pid for pid, cmd in each_process(lambda d: Path(f"{d}/cmdline").read_bytes()) if b"pyrunc" in cmd}
-    return {"mounts": mounts, "cgroups": cgroups, "processes": procs,
-            "state": set(os.listdir(root)) if root.exists() else set()}
 
 
 def facts(out: str, section: str) -> dict[str, str]:

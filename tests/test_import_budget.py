@@ -20,7 +20,9 @@ from helpers import REPO
 ALWAYS_FORBIDDEN = {"typing", "dataclasses", "shutil", "subprocess", "argparse", "jsonschema", "pyroute2",
                     "inspect", "threading", "tempfile", "logging", "pathlib", "asyncio", "ctypes", "cffi",
                     "traceback", "uuid", "datetime", "socket", "selectors", "re", "json", "enum", "signal",
-                    "contextlib", "collections", "_collections_abc", "os", "posixpath"}
+                    "contextlib", "collections", "_collections_abc", "os", "posixpath",
+                    # `explain` alone reads what create would do (its modules, the foreseen cgroup view)
+                    "pyrunc.explain", "pyrunc.cli.explain", "pyrunc.cgroups.foresee"}
 # the status commands do not even load the spec, native code, or (for a container
 # without hooks) the hook runner
 LIGHT_FORBIDDEN = ALWAYS_FORBIDDEN | {"pyrunc.spec.plan", "pyrunc.syscalls._native", "pyrunc.hooks"}

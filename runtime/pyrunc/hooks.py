@@ -28,6 +28,17 @@ from pyrunc.errors import PyruncError
 _OUTPUT_LIMIT = 4096  # bytes of a failed hook's output kept for the error message
 
 
+# kind -> (who runs it, when): the table above, for `explain`
+WHEN = {
+    "prestart": ("parent", "create, once the init has its mounts, in the runtime's namespaces (deprecated)"),
+    "createRuntime": ("parent", "create, once the init has its mounts, in the runtime's namespaces"),
+    "createContainer": ("init", "create, in the container's namespaces before pivot_root"),
+    "startContainer": ("init", "start, in the container, just before the program is executed"),
+    "poststart": ("start", "start, once the program runs, in the runtime's namespaces"),
+    "poststop": ("delete", "delete (or a failed create), once the container is gone"),
+}
+
+
 class HookError(PyruncError):
     """A hook could not be started, failed, or timed out."""
 

@@ -51,6 +51,30 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
 
 
+def prepare(config: dict, bundle: str, cid: str, rootless_flag: str, **build_opts) -> tuple[Plan, bool]:
+    """config -> Plan, and whether cgroups go the rootless way: every check made before
+    anything exists. create and `explain` both start here, so they refuse alike."""
+    from pyrunc.errors import BundleError
+    from pyrunc.rootless import preflight
+    from pyrunc.spec.plan import build
+
+    plan = build(config, bundle, cid, **build_opts)
+    if not fs.isdir(plan.rootfs):
+        raise BundleError(f"root.path {plan.rootfs}: not a directory or does not exist")
+    return plan, preflight(plan, rootless_flag)
+
+
+def cgroup_for(plan: Plan, *, systemd_cgroup: bool = False, rootless: bool = False):
+    """The container's CgroupManager, its linux.resources checked; nothing is made yet."""
+    from pyrunc.cgroups import open_manager
+    from pyrunc.cgroups.resources import validate as validate_resources
+
+    linux = plan.config.get("linux", {})
+    cg = open_manager(linux.get("cgroupsPath"), plan.id, systemd=systemd_cgroup, rootless=rootless)
+    validate_resources(linux.get("resources") or {})  # before any process exists; written in _spawn
+    return cg
+
+
 def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup: bool = False,
            rootless: bool = False) -> st.Container:
     """Set the container up to the exec.fifo barrier; return its (locked) state.
@@ -58,16 +82,12 @@ def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup
     Killed at any step, it leaves nothing that `delete -f` cannot find: the state is
     written before anything else exists and names what is about to be made, and every
     process made here dies with us until the init is told it may outlive us."""
-    from pyrunc.cgroups import open_manager
     from pyrunc.cgroups.delegate import delegate
     from pyrunc.cgroups.delegate import owner as delegation_owner
-    from pyrunc.cgroups.resources import validate as validate_resources
 
     if pid_file:
         _check_pid_file_dir(pid_file)
-    linux = plan.config.get("linux", {})
-    cg = open_manager(linux.get("cgroupsPath"), plan.id, systemd=systemd_cgroup, rootless=rootless)
-    validate_resources(linux.get("resources") or {})  # before any process exists; written in _spawn
+    cg = cgroup_for(plan, systemd_cgroup=systemd_cgroup, rootless=rootless)
     cg.plan()
     me = posix.getpid()
     data = {"id": plan.id, "bundle": plan.bundle, "rootfs": plan.rootfs, "created": _now(),

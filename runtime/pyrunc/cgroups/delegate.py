@@ -29,11 +29,11 @@ def owner(config: dict, mode: str) -> tuple[int, int] | None:
                and "ro" not in (m.get("options") or []) for m in config.get("mounts") or []):
         return None
     user = (config.get("process") or {}).get("user") or {}
-    return (_to_host(user.get("uid", 0), linux.get("uidMappings")),
-            _to_host(user.get("gid", 0), linux.get("gidMappings")))
+    return (to_host(user.get("uid", 0), linux.get("uidMappings")),
+            to_host(user.get("gid", 0), linux.get("gidMappings")))
 
 
-def _to_host(cid: int, mappings: list[dict] | None) -> int:
+def to_host(cid: int, mappings: list[dict] | None) -> int:
     """The host id of container id ``cid`` (itself without a user namespace's mappings)."""
     if not mappings:
         return cid

@@ -83,11 +83,13 @@ def effective_rules(spec_rules: list | None) -> list[Rule]:
     return parse_rules(spec_rules or []) + list(DEFAULT_RULES)
 
 
-def apply_v1(d: str, spec_rules: list | None) -> None:
-    """Write the spec's rules then the defaults to a v1 devices cgroup, from deny-all."""
-    from . import files
+def v1_writes(d: str, spec_rules: list | None) -> list:
+    """The writes to a v1 devices cgroup: deny-all, then the spec's rules, then the defaults."""
+    from .files import Write
     rules = parse_rules(spec_rules or [])
-    files.write(d, "devices.deny", "a", "linux.resources.devices")
+    out = [Write(d, "devices.deny", "a", "linux.resources.devices")]
     for i, r in enumerate(rules + list(DEFAULT_RULES)):
         field = f"linux.resources.devices[{i}]" if i < len(rules) else f"default device {r.v1_line()}"
-        files.write(d, "devices.allow" if r.allow else "devices.deny", r.v1_line(), field)
+        out.append(Write(d, "devices.allow" if r.allow else "devices.deny", r.v1_line(), field,
+                         path=field if i < len(rules) else "linux.resources.devices"))
+    return out

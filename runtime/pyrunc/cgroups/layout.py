@@ -85,7 +85,7 @@ def clean_cgroups_path(path: str) -> str:
     return "/" + norm.lstrip("/") if path.startswith("/") else norm
 
 
-def _in_mount(mount: tuple[str, str], cgpath: str) -> str:
+def in_mount(mount: tuple[str, str], cgpath: str) -> str:
     """Host directory of cgroup ``cgpath`` (as /proc/self/cgroup names it) in ``mount``."""
     mnt, root = mount
     rel = fs.relpath(cgpath, root) if root != "/" else cgpath.lstrip("/")
@@ -107,7 +107,7 @@ def resolve(layout: Layout, cgpath: str) -> tuple[dict[str, str], str | None]:
             # On pure v2 our own cgroup holds processes, so controllers cannot be
             # enabled below it ("no internal processes"); runc uses its parent.
             base = fs.dirname(base.rstrip("/")) or "/"
-        return fs.join(_in_mount(mount, base), cgpath)
+        return fs.join(in_mount(mount, base), cgpath)
 
     v1 = {key: place(m, key, False) for key, m in layout.v1.items()}
     unified = place(layout.unified, "", layout.mode == "v2") if layout.unified else None

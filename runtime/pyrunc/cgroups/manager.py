@@ -18,7 +18,10 @@ SIGKILL = 9  # signal.SIGKILL, without the signal module's enum import on `state
 
 TYPE_CHECKING = False  # typing costs ~3 ms of start-up
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from .oom import OomWatcher
+    from .files import Op
 
 UNIFIED = ""    # key of the cgroup2 directory in CgroupManager.dirs
 _ROOTLESS_SKIP = (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -87,22 +90,39 @@ class CgroupManager:
         return out
 
     def _mkdirs(self, key: str, d: str) -> None:
+        for kind, arg in self.creation_steps(key, d):
+            if kind == "mkdir":
+                try:
+                    posix.mkdir(arg, 0o755)
+                except FileExistsError:
+                    continue
+                if arg not in self.created:
+                    self.created.append(arg)
+            elif kind == "enable":
+                try:
+                    files.write(arg.dir, arg.name, arg.value, "")
+                except SyscallError:
+                    pass  # e.g. EBUSY: the parent holds processes; unified keys needing it will say so
+            else:
+                files.write(arg.dir, arg.name, arg.value, arg.field)
+
+    def creation_steps(self, key: str, d: str, look=files) -> Iterator[tuple[str, object]]:
+        """What making ``d`` takes: ("mkdir", dir), ("enable", Write) to turn a v2 controller
+        on for the children of a directory (a refusal is not an error), ("write", Write).
+        A generator, so each step is decided (through ``look``) once the one before it is
+        carried out: create does them on the way, `explain` only notes them."""
         parent = self.mounts[key]
         for cur in self._chain(key, d):
             if self.mode == "v2":
-                _enable_controllers(parent)
-            try:
-                posix.mkdir(cur, 0o755)
-            except FileExistsError:
-                parent = cur
-                continue
-            if cur not in self.created:
-                self.created.append(cur)
-            if "cpuset" in key.split(","):
-                # a new v1 cpuset starts empty and refuses tasks until filled in
-                for name in ("cpuset.cpus", "cpuset.mems"):
-                    if not files.read(cur, name):
-                        files.write(cur, name, files.read(parent, name), "")
+                for c in _controllers_to_enable(parent, look):
+                    yield "enable", files.Write(parent, "cgroup.subtree_control", f"+{c}", "", path="linux.cgroupsPath")
+            if not look.isdir(cur):
+                yield "mkdir", cur
+                if "cpuset" in key.split(","):
+                    # a new v1 cpuset starts empty and refuses tasks until filled in
+                    for name in ("cpuset.cpus", "cpuset.mems"):
+                        if not look.read(cur, name):
+                            yield "write", files.Write(cur, name, look.read(parent, name), "", path="linux.cgroupsPath")
             parent = cur
 
     def apply(self, pid: int) -> None:
@@ -153,12 +173,15 @@ class CgroupManager:
 
     def set_resources(self, resources: dict, *, update: bool = False) -> None:
         """Apply the spec's linux.resources object; errors name the field and file."""
+        files.apply(self.resource_writes(resources, update=update))
+
+    def resource_writes(self, resources: dict, *, update: bool = False, look=files) -> list[Op]:
+        """linux.resources as the ordered writes set_resources makes (see files.py)."""
         if self.mode == "v2":
             from . import v2
-            v2.set_resources(self, resources or {}, update=update)
-        else:
-            from . import v1
-            v1.set_resources(self, resources or {}, update=update)
+            return v2.plan(self, resources or {}, update=update, look=look)
+        from . import v1
+        return v1.plan(self, resources or {}, update=update, look=look)
 
     def destroy(self) -> None:
         """Kill what is left, remove our directories and the empty parents we created."""
@@ -297,20 +320,14 @@ class CgroupManager:
         return files.read_keyed(d, "memory.oom_control").get("oom_kill", 0)
 
 
-def _enable_controllers(d: str) -> None:
-    """Enable every available controller for ``d``'s children (v2)."""
+def _controllers_to_enable(d: str, look) -> list[str]:
+    """The controllers available to ``d`` that are not yet enabled for its children (v2)."""
     try:
-        avail = files.read(d, "cgroup.controllers").split()
-        on = set(files.read(d, "cgroup.subtree_control").split())
+        avail = look.read(d, "cgroup.controllers").split()
+        on = set(look.read(d, "cgroup.subtree_control").split())
     except OSError:
-        return
-    for c in avail:
-        if c not in on:
-            try:
-                files.write(d, "cgroup.subtree_control", f"+{c}", "")
-            except SyscallError:
-                # e.g. EBUSY: d holds processes; unified keys needing c will say so
-                pass
+        return []
+    return [c for c in avail if c not in on]
 
 
 def _rmtree(d: str) -> None:

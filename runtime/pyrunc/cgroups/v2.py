@@ -1,10 +1,14 @@
 """linux.resources on the cgroup v2 unified hierarchy, with runc's v1 -> v2 conversions."""
 from __future__ import annotations
 
-from ..errors import ConfigError, context
+from ..errors import ConfigError
 from . import files
-from .files import CgroupError
+from .files import CgroupError, Program, Write, apply
 from .resources import F, pagesize_name, rdma_line, validate
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .files import Op
 
 
 def shares_to_weight(shares: int) -> int:
@@ -37,14 +41,20 @@ def _max(v: int) -> str:
 
 
 def set_resources(mgr, res: dict, *, update: bool) -> None:
+    apply(plan(mgr, res, update=update))
+
+
+def plan(mgr, res: dict, *, update: bool, look=files) -> list[Op]:
+    """The writes, in order; ``look`` answers what they depend on (see files.py)."""
     validate(res)
     d = mgr.unified
-    avail = set(files.read(d, "cgroup.controllers").split())
+    avail = set(look.read(d, "cgroup.controllers").split())
 
     def need(ctrl: str, field: str) -> None:
         if ctrl not in avail:
             raise CgroupError(f"{field}: the {ctrl} controller is not enabled for {d}")
 
+    out: list[Op] = []
     net = res.get("network") or {}
     if net.get("classID") is not None or net.get("priorities"):
         raise ConfigError(f"{F}.network: net_cls/net_prio do not exist on cgroup v2")
@@ -54,105 +64,107 @@ def set_resources(mgr, res: dict, *, update: bool) -> None:
     for k in ("cpus", "mems"):
         if cpu.get(k):
             need("cpuset", f"{F}.cpu.{k}")
-            files.write(d, f"cpuset.{k}", cpu[k], f"{F}.cpu.{k}")
+            out.append(Write(d, f"cpuset.{k}", cpu[k], f"{F}.cpu.{k}"))
 
     if not mgr.rootless and (not update or res.get("devices") is not None):
-        from . import bpf
         from .devices import effective_rules
-        with context(f"{F}.devices"):
-            bpf.install(d, effective_rules(res.get("devices")))
+        out.append(Program(d, effective_rules(res.get("devices")), f"{F}.devices"))
 
     mem = res.get("memory") or {}
     if mem:
-        _memory(d, mem, update, need)
+        out += _memory(d, mem, update, need, look)
     if cpu.get("shares") is not None:
         need("cpu", f"{F}.cpu.shares")
-        files.write(d, "cpu.weight", shares_to_weight(cpu["shares"]), f"{F}.cpu.shares")
+        out.append(Write(d, "cpu.weight", shares_to_weight(cpu["shares"]), f"{F}.cpu.shares"))
     if cpu.get("quota") is not None or cpu.get("period") is not None:
         need("cpu", f"{F}.cpu.quota")
         quota = cpu.get("quota")
-        cur_quota, _, cur_period = files.read(d, "cpu.max").partition(" ")
+        cur_quota, _, cur_period = look.read(d, "cpu.max").partition(" ")
         q = _max(quota) if quota is not None else cur_quota
-        files.write(d, "cpu.max", f"{q} {cpu.get('period') or cur_period}",
-                    f"{F}.cpu.{'quota' if quota is not None else 'period'}")
+        out.append(Write(d, "cpu.max", f"{q} {cpu.get('period') or cur_period}",
+                         f"{F}.cpu.{'quota' if quota is not None else 'period'}"))
     if cpu.get("burst") is not None:
         need("cpu", f"{F}.cpu.burst")
-        files.write(d, "cpu.max.burst", cpu["burst"], f"{F}.cpu.burst")
+        out.append(Write(d, "cpu.max.burst", cpu["burst"], f"{F}.cpu.burst"))
     if cpu.get("idle") is not None:
         need("cpu", f"{F}.cpu.idle")
-        files.write(d, "cpu.idle", cpu["idle"], f"{F}.cpu.idle")
+        out.append(Write(d, "cpu.idle", cpu["idle"], f"{F}.cpu.idle"))
     pids = res.get("pids") or {}
     if pids.get("limit") is not None:
         need("pids", f"{F}.pids.limit")
-        files.write(d, "pids.max", _max(pids["limit"]), f"{F}.pids.limit")
+        out.append(Write(d, "pids.max", _max(pids["limit"]), f"{F}.pids.limit"))
     if res.get("blockIO"):
         need("io", f"{F}.blockIO")
-        _io(d, res["blockIO"])
+        out += _io(d, res["blockIO"], look)
     for i, h in enumerate(res.get("hugepageLimits") or []):
         field = f"{F}.hugepageLimits[{i}]"
         need("hugetlb", field)
         size = pagesize_name(h["pageSize"])
-        files.write(d, f"hugetlb.{size}.max", h["limit"], f"{field}.limit")
-        if files.exists(d, f"hugetlb.{size}.rsvd.max"):
-            files.write(d, f"hugetlb.{size}.rsvd.max", h["limit"], f"{field}.limit")
+        out.append(Write(d, f"hugetlb.{size}.max", h["limit"], f"{field}.limit"))
+        if look.exists(d, f"hugetlb.{size}.rsvd.max"):
+            out.append(Write(d, f"hugetlb.{size}.rsvd.max", h["limit"], f"{field}.limit"))
     for dev, lim in (res.get("rdma") or {}).items():
         field = f"{F}.rdma[{dev!r}]"
         need("rdma", field)
-        files.write(d, "rdma.max", rdma_line(dev, lim), field)
+        out.append(Write(d, "rdma.max", rdma_line(dev, lim), field))
     for key, val in (res.get("unified") or {}).items():
         field = f"{F}.unified[{key!r}]"
         ctrl = key.split(".", 1)[0]
         if ctrl != "cgroup":
             need(ctrl, field)
-        files.write(d, key, val, field)
+        out.append(Write(d, key, val, field))
+    return out
 
 
-def _memory(d: str, mem: dict, update: bool, need) -> None:
+def _memory(d: str, mem: dict, update: bool, need, look) -> list[Write]:
     need("memory", f"{F}.memory")
     limit = mem.get("limit")
     if update and mem.get("checkBeforeUpdate") and limit is not None and limit != -1:
-        usage = files.read_int(d, "memory.current")
+        usage = look.read_int(d, "memory.current")
         if limit < usage:
             raise CgroupError(f"{F}.memory.limit: {limit} is below the current usage {usage}"
                               " (memory.current)")
     swap = mem.get("swap")
     eff_limit = limit
     if swap not in (None, -1, 0) and limit is None:
-        eff_limit = files.read_int(d, "memory.max", -1)   # an update of swap alone
+        eff_limit = look.read_int(d, "memory.max", -1)   # an update of swap alone
     v2swap = swap_to_v2(swap, eff_limit)
+    out = []
     if v2swap is not None:
-        if not files.exists(d, "memory.swap.max"):
+        if not look.exists(d, "memory.swap.max"):
             if v2swap != -1:
                 raise CgroupError(f"{F}.memory.swap: swap accounting is disabled in this kernel "
                                   "(no memory.swap.max)")
         else:
-            files.write(d, "memory.swap.max", _max(v2swap), f"{F}.memory.swap")
+            out.append(Write(d, "memory.swap.max", _max(v2swap), f"{F}.memory.swap"))
     if limit is not None:
-        files.write(d, "memory.max", _max(limit), f"{F}.memory.limit")
+        out.append(Write(d, "memory.max", _max(limit), f"{F}.memory.limit"))
     if mem.get("reservation") is not None:
-        files.write(d, "memory.low", _max(mem["reservation"]), f"{F}.memory.reservation")
+        out.append(Write(d, "memory.low", _max(mem["reservation"]), f"{F}.memory.reservation"))
     # kernel, kernelTCP, swappiness, disableOOMKiller, useHierarchy have no v2
     # file; like runc they are accepted and have no effect here.
+    return out
 
 
-def _io(d: str, blk: dict) -> None:
-    bfq = files.exists(d, "io.bfq.weight")
+def _io(d: str, blk: dict, look) -> list[Write]:
+    bfq = look.exists(d, "io.bfq.weight")
+    out = []
     if blk.get("weight") is not None:
         w = blk["weight"]
         if bfq:
-            files.write(d, "io.bfq.weight", w, f"{F}.blockIO.weight")
+            out.append(Write(d, "io.bfq.weight", w, f"{F}.blockIO.weight"))
         else:
-            files.write(d, "io.weight", f"default {blkio_to_io_weight(w)}", f"{F}.blockIO.weight")
+            out.append(Write(d, "io.weight", f"default {blkio_to_io_weight(w)}", f"{F}.blockIO.weight"))
     for i, e in enumerate(blk.get("weightDevice") or []):
         if e.get("weight") is None:
             continue   # leafWeight has no v2 equivalent
         dev, field = f"{e['major']}:{e['minor']}", f"{F}.blockIO.weightDevice[{i}].weight"
         if bfq:
-            files.write(d, "io.bfq.weight", f"{dev} {e['weight']}", field)
+            out.append(Write(d, "io.bfq.weight", f"{dev} {e['weight']}", field))
         else:
-            files.write(d, "io.weight", f"{dev} {blkio_to_io_weight(e['weight'])}", field)
+            out.append(Write(d, "io.weight", f"{dev} {blkio_to_io_weight(e['weight'])}", field))
     for key, k in (("throttleReadBpsDevice", "rbps"), ("throttleWriteBpsDevice", "wbps"),
                    ("throttleReadIOPSDevice", "riops"), ("throttleWriteIOPSDevice", "wiops")):
         for i, e in enumerate(blk.get(key) or []):
-            files.write(d, "io.max", f"{e['major']}:{e['minor']} {k}={e['rate']}",
-                        f"{F}.blockIO.{key}[{i}]")
+            out.append(Write(d, "io.max", f"{e['major']}:{e['minor']} {k}={e['rate']}", f"{F}.blockIO.{key}[{i}]"))
+    return out

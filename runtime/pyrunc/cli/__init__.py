@@ -21,6 +21,7 @@ COMMANDS = {
     "spec": ("spec", "write a default config.json"),
     "features": ("features", "print what this runtime implements (JSON)"),
     "check": ("check", "what this host offers containers; with -b, what a bundle asks that it cannot"),
+    "explain": ("explain", "what create does for a bundle, step by step; with a container's id, checked live"),
     "exec": ("exec", "run a process in an existing container"),
     "pause": ("pause", "freeze every process of a container"),
     "resume": ("pause", "thaw a paused container"),

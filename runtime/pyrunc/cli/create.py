@@ -4,7 +4,7 @@ from __future__ import annotations
 from pyrunc import fs, lifecycle
 from pyrunc import state as st
 from pyrunc.cli.args import INT, STR, Flag, one_id, parse
-from pyrunc.errors import BundleError, UsageError, context
+from pyrunc.errors import UsageError, context
 from pyrunc.process.children import block_signals, wait
 
 CREATE_FLAGS = [
@@ -47,9 +47,7 @@ def main(cmd: str, g, argv: list[str]) -> int:
 
 def _create(g, cid: str, opts: dict, detach: bool) -> tuple[st.Container, int | None]:
     """The container, and the pty master when this foreground run relays the terminal itself."""
-    from pyrunc.rootless import preflight
     from pyrunc.spec.load import load_config
-    from pyrunc.spec.plan import build
 
     if opts["pidfd_socket"]:
         raise UsageError("--pidfd-socket is not supported yet")  # refused, never silently ignored
@@ -57,24 +55,21 @@ def _create(g, cid: str, opts: dict, detach: bool) -> tuple[st.Container, int | 
     if fs.getenv("NOTIFY_SOCKET"):
         from pyrunc import notify
         notify.add_to_config(config, fs.join(g.root, cid))
-    preserve = opts["preserve_fds"] + _listen_fds(config)
+    preserve = opts["preserve_fds"] + listen_fds(config)
     terminal = bool(config.get("process", {}).get("terminal"))
     console = None
     if terminal or opts["console_socket"]:  # terminal.py (and termios) only for those who need it
         from pyrunc.linux.terminal import HostConsole
         console = HostConsole(terminal, opts["console_socket"], detach)
-    plan = build(config, bundle, cid, no_pivot=opts["no_pivot"], no_new_keyring=opts["no_new_keyring"],
-                 preserve_fds=preserve)
+    plan, rootless = lifecycle.prepare(config, bundle, cid, g.rootless, no_pivot=opts["no_pivot"],
+                                       no_new_keyring=opts["no_new_keyring"], preserve_fds=preserve)
     plan.console_fd = console.child_fd() if console is not None else None
-    if not fs.isdir(plan.rootfs):
-        raise BundleError(f"root.path {plan.rootfs}: not a directory or does not exist")
-    rootless = preflight(plan, g.rootless)
     c = lifecycle.create(g.root, plan, pid_file=opts["pid_file"], systemd_cgroup=g.systemd_cgroup,
                          rootless=rootless)
     return c, console.created() if console is not None else None
 
 
-def _listen_fds(config: dict) -> int:
+def listen_fds(config: dict) -> int:
     """Socket activation: LISTEN_FDS fds after stdio are passed on, as runc does."""
     n = fs.getenv("LISTEN_FDS") or ""
     if not n.isdigit() or int(n) == 0:

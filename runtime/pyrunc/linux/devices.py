@@ -47,8 +47,8 @@ def config_nodes(devices: list[dict]) -> list[Node]:
     return nodes
 
 
-def setup(rootfd: int, devices: list[dict], *, defaults: bool) -> None:
-    """Create the default devices (unless /dev is a bind mount) and every linux.devices entry."""
+def planned_nodes(devices: list[dict], *, defaults: bool) -> list[Node]:
+    """The nodes setup() makes, in order: the defaults (unless /dev is a bind mount), then linux.devices."""
     nodes = config_nodes(devices)
     if defaults:
         # A linux.devices entry for a default's path replaces it (podman --privileged lists
@@ -57,6 +57,13 @@ def setup(rootfd: int, devices: list[dict], *, defaults: bool) -> None:
         given = {n.path for n in nodes}
         nodes[:0] = [Node(f"/dev/{n}", f"/dev/{n}", stat.S_IFCHR | 0o666, posix.makedev(ma, mi))
                      for n, ma, mi in DEFAULT_DEVICES if f"/dev/{n}" not in given]
+    return nodes
+
+
+def setup(rootfd: int, devices: list[dict], *, defaults: bool) -> None:
+    """Create the default devices (unless /dev is a bind mount) and every linux.devices entry."""
+    nodes = planned_nodes(devices, defaults=defaults)
+    if defaults:
         devfd = paths.mkdir_all(rootfd, "/dev")
         try:
             for name, target in SYMLINKS:

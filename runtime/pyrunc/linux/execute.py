@@ -25,15 +25,16 @@ def env_value(env: list[str], name: str) -> str | None:
     return None
 
 
-def find_executable(arg0: str, env: list[str]) -> str:
-    """PATH lookup inside the container (called after pivot_root); wording matches runc's for engines."""
+def find_executable(arg0: str, env: list[str], stat_=posix.stat) -> str:
+    """PATH lookup inside the container (called after pivot_root); wording matches runc's for engines.
+    ``stat_`` is how a path is looked at: `explain` resolves it inside the rootfs from the host."""
     if "/" in arg0:
-        _check_exec(arg0, arg0)
+        _check_exec(arg0, arg0, stat_)
         return arg0
     for d in (env_value(env, "PATH") or DEFAULT_PATH).split(":"):
         cand = fs.join(d or ".", arg0)
         try:
-            st = posix.stat(cand)
+            st = stat_(cand)
         except OSError:
             continue
         if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
@@ -41,9 +42,9 @@ def find_executable(arg0: str, env: list[str]) -> str:
     raise ExecError(f'exec: "{arg0}": executable file not found in $PATH')
 
 
-def _check_exec(path: str, arg0: str) -> None:
+def _check_exec(path: str, arg0: str, stat_) -> None:
     try:
-        st = posix.stat(path)
+        st = stat_(path)
     except FileNotFoundError:
         raise ExecError(f'exec: "{arg0}": stat {path}: no such file or directory') from None
     except PermissionError:
@@ -64,9 +65,9 @@ def env_dict(env: list[str]) -> dict[str, str]:
     return out
 
 
-def home_from_passwd(uid: int) -> str:
+def home_from_passwd(uid: int, passwd: str = "/etc/passwd") -> str:
     try:
-        with open("/etc/passwd", encoding="utf-8", errors="replace") as f:
+        with open(passwd, encoding="utf-8", errors="replace") as f:
             for line in f:
                 parts = line.rstrip("\n").split(":")
                 if len(parts) >= 6 and parts[2] == str(uid):
@@ -76,10 +77,11 @@ def home_from_passwd(uid: int) -> str:
     return "/"
 
 
-def final_env(process: dict) -> list[str]:
+def final_env(process: dict, passwd: str = "/etc/passwd") -> list[str]:
+    """The program's environment: HOME from ``passwd`` (the container's) unless env sets it."""
     env = list(process.get("env") or [])
     if env_value(env, "HOME") is None:
-        env.append("HOME=" + home_from_passwd(process.get("user", {}).get("uid", 0)))
+        env.append("HOME=" + home_from_passwd(process.get("user", {}).get("uid", 0), passwd))
     return env
 
 

@@ -13,12 +13,10 @@ import stat
 from pyrunc import fs
 from pyrunc.errors import context
 from pyrunc.linux import cgroupfs, idmap, paths
+from pyrunc.spec.mountopts import Step, steps
 from pyrunc.spec.plan import MountOp, Plan
 from pyrunc.syscalls import calls as sc
 
-# per-mount flags: the only ones a remount of a bind mount changes
-_PER_MOUNT = (sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_NOATIME
-              | sc.MS_NODIRATIME | sc.MS_RELATIME | sc.MS_STRICTATIME | sc.MS_NOSYMFOLLOW)
 _ATIME_MODES = sc.MS_NOATIME | sc.MS_RELATIME | sc.MS_STRICTATIME
 _ST_NOSYMFOLLOW = 0x2000  # statvfs f_flag bit (os lacks the constant)
 _STATVFS_FLAGS = ((posix.ST_RDONLY, sc.MS_RDONLY), (posix.ST_NOSUID, sc.MS_NOSUID), (posix.ST_NODEV, sc.MS_NODEV),
@@ -27,32 +25,39 @@ _STATVFS_FLAGS = ((posix.ST_RDONLY, sc.MS_RDONLY), (posix.ST_NOSUID, sc.MS_NOSUI
                   (_ST_NOSYMFOLLOW, sc.MS_NOSYMFOLLOW))
 
 
-def setup_root(plan: Plan) -> int:
-    """Make the rootfs a mount point of its own in a private-enough tree; return an O_PATH fd to it."""
+def root_propagation(plan: Plan) -> int:
+    """What the whole tree is made before the rootfs is bound: linux.rootfsPropagation."""
     prop = plan.rootfs_propagation
     if prop & sc.MS_UNBINDABLE:  # the rootfs's self-bind below would be EINVAL; pivot() sets it after
         prop = sc.MS_SLAVE | sc.MS_REC
+    return prop
+
+
+def setup_root(plan: Plan) -> int:
+    """Make the rootfs a mount point of its own in a private-enough tree; return an O_PATH fd to it."""
     with context("linux.rootfsPropagation"):
-        sc.mount(None, "/", None, prop)
+        sc.mount(None, "/", None, root_propagation(plan))
     with context(f"root.path {plan.rootfs}"):
-        _parent_mount_private(plan.rootfs)
+        shared = shared_parent(plan.rootfs)
+        if shared is not None:
+            sc.mount(None, shared, None, sc.MS_PRIVATE)
         sc.mount(plan.rootfs, plan.rootfs, None, sc.MS_BIND | sc.MS_REC)
         return posix.open(plan.rootfs, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
 
 
-def _parent_mount_private(rootfs: str) -> None:
-    """pivot_root refuses a new root whose parent mount is shared (rootfsPropagation "shared")."""
+def shared_parent(rootfs: str, mountinfo: str = "/proc/self/mountinfo") -> str | None:
+    """The mount holding ``rootfs`` when it is shared: pivot_root refuses a new root whose
+    parent mount is shared (rootfsPropagation "shared"), so setup_root makes it private."""
     real = fs.realpath(rootfs)
     best, shared = "", False
-    with open("/proc/self/mountinfo") as f:
+    with open(mountinfo) as f:
         for line in f:
             fields = line.split()
             point = fs.unescape_mountinfo(fields[4])
             inside = real == point or real.startswith(point.rstrip("/") + "/")
             if inside and len(point) >= len(best):
                 best, shared = point, any(o.startswith("shared:") for o in fields[6:fields.index("-")])
-    if shared:
-        sc.mount(None, best, None, sc.MS_PRIVATE)
+    return best if shared else None
 
 
 def apply_all(plan: Plan, rootfd: int, cgroup) -> None:
@@ -82,44 +87,40 @@ def _source_is_dir(op: MountOp) -> bool:
 
 
 def apply(rootfd: int, op: MountOp) -> None:
-    o = op.opts
-    if o.flags & sc.MS_REMOUNT:
+    todo = steps(op)
+    if todo and todo[0].kind in ("mount", "bind"):
+        fd = _mount_new(rootfd, op, todo.pop(0))
+    else:  # "remount": the mount is there already
         fd = paths.open_in_root(rootfd, op.destination)
-    else:
-        fd = _mount_new(rootfd, op)
     try:
         target = paths.fd_path(fd)
-        if op.is_bind and (o.flags & sc.MS_REMOUNT or o.flags & _PER_MOUNT or o.clear & _PER_MOUNT):
-            # A bind keeps the source mount's flags; options change them, "rw" & co. clear them.
-            flags = (mount_flags(target) & ~o.clear) | (o.flags & _PER_MOUNT)
-            if not flags & _ATIME_MODES:
-                flags |= sc.MS_RELATIME  # a remount without any mode keeps the old one: "atime" must win
-            sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | flags, label=op.destination)
-        elif o.flags & sc.MS_REMOUNT:
-            sc.mount(None, target, None, o.flags, ",".join(o.data) or None, label=op.destination)
-        for prop in o.propagation:
-            sc.mount(None, target, None, prop, label=op.destination)
-        if o.rec_set or o.rec_clr:
-            sc.mount_setattr(fd, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, o.rec_set, o.rec_clr)
+        for step in todo:
+            if step.kind == "remount-bind":
+                flags = (mount_flags(target) & ~step.clear) | step.flags
+                if not flags & _ATIME_MODES:
+                    flags |= sc.MS_RELATIME  # a remount without any mode keeps the old one: "atime" must win
+                sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | flags, label=op.destination)
+            elif step.kind in ("remount", "propagation"):
+                sc.mount(None, target, None, step.flags, step.data, label=op.destination)
+            else:  # "setattr"
+                sc.mount_setattr(fd, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, step.flags, step.clear)
     finally:
         posix.close(fd)
 
 
-def _mount_new(rootfd: int, op: MountOp) -> int:
+def _mount_new(rootfd: int, op: MountOp, step: Step) -> int:
     """Mount at the destination; return an O_PATH fd to the new mount's root."""
-    o = op.opts
     fd = paths.make_mountpoint(rootfd, op.destination, _source_is_dir(op))
     covered = None
     try:
         target = paths.fd_path(fd)
-        if op.is_bind:
+        if step.kind == "bind":
             if not idmap.attach(op, target):
-                sc.mount(op.source, target, None, o.flags & (sc.MS_BIND | sc.MS_REC), label=op.destination)
+                sc.mount(step.source, target, None, step.flags, label=op.destination)
         else:
-            if "tmpcopyup" in o.extra and op.fstype == "tmpfs":
+            if "tmpcopyup" in op.opts.extra and op.fstype == "tmpfs":
                 covered = posix.open(target, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
-            sc.mount(op.source or op.fstype or "none", target, op.fstype, o.flags,
-                     ",".join(o.data) or None, label=op.destination)
+            sc.mount(step.source, target, step.fstype, step.flags, step.data, label=op.destination)
     finally:
         posix.close(fd)
     # Re-resolve: the fd above names the covered directory, not the new mount.

@@ -115,3 +115,24 @@ def unlink_nondir(dirfd: int, name: str, path: str) -> None:
         if exc.errno == errno.EBUSY:  # a mount point (e.g. /dev/console bound by an earlier step)
             raise PyruncError(f"{path}: busy (a mount point)") from None
         raise
+
+
+def resolve_in_root(rootfd: int, path: str) -> str:
+    """Where ``path`` leads inside the root, as open_in_root resolves it (symlinks stay
+    inside); the part that does not exist yet is kept as written. Only reads (`explain`)."""
+    from pyrunc import fs
+
+    parts = [c for c in path.split("/") if c]
+    root = posix.readlink(f"/proc/self/fd/{rootfd}")
+    for n in range(len(parts), -1, -1):
+        try:
+            fd = open_in_root(rootfd, "/".join(parts[:n]))
+        except OSError:
+            continue
+        try:
+            real = posix.readlink(f"/proc/self/fd/{fd}")
+        finally:
+            posix.close(fd)
+        inside = "/" + fs.relpath(real, root) if real != root else "/"
+        return fs.normpath(fs.join(inside, *parts[n:])) if parts[n:] else inside
+    return "/" + "/".join(parts)

@@ -17,11 +17,11 @@ def apply(limits: list[tuple[str, int, int, int]]) -> None:
             resource.setrlimit(res, (soft, hard))
         except ValueError:  # CPython's spelling of EPERM (and EINVAL) from setrlimit
             cur_hard = resource.getrlimit(res)[1]
-            raise RlimitError(f"{label}: setrlimit: EPERM (Operation not permitted): the hard limit {_show(hard)} is above the current "
-                              f"{_show(cur_hard)} and raising it needs CAP_SYS_RESOURCE") from None
+            raise RlimitError(f"{label}: setrlimit: EPERM (Operation not permitted): the hard limit {show(hard)} is above the current "
+                              f"{show(cur_hard)} and raising it needs CAP_SYS_RESOURCE") from None
         except OSError as exc:
             raise RlimitError(f"{label}: setrlimit: {exc.strerror}") from None
 
 
-def _show(v: int) -> str:
+def show(v: int) -> str:
     return "unlimited" if v == resource.RLIM_INFINITY else str(v)

@@ -98,3 +98,47 @@ def all_options() -> list[str]:
     """What `features` lists: every option pyrunc carries out (tests/test_mounts.py checks each in a
     container's mountinfo; idmap/ridmap belong to linux/idmap.py)."""
     return sorted([*FLAGS, *PROPAGATION, *RECURSIVE, *RECURSIVE_ATIME, *EXTRA])
+
+
+# per-mount flags: the only ones a remount of a bind mount changes
+PER_MOUNT = (k.MS_RDONLY | k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC | k.MS_NOATIME | k.MS_NODIRATIME
+             | k.MS_RELATIME | k.MS_STRICTATIME | k.MS_NOSYMFOLLOW)
+
+
+class Step:
+    """One mount(2) or mount_setattr(2) call, its arguments decided from the config alone.
+
+    kind: "mount" a new filesystem (source, fstype, flags, data); "bind" source here (flags:
+    MS_BIND, MS_REC); "remount-bind" the bind's per-mount flags: those it has (its source's),
+    ``clear`` cleared, ``flags`` set; "remount" (flags, data); "propagation" (flags);
+    "setattr" recursive attributes (flags set, clear cleared). ``target`` is a path in the
+    container, None for the mount entry's destination."""
+
+    __slots__ = ("kind", "source", "fstype", "flags", "clear", "data", "target")
+
+    def __init__(self, kind: str, source: str | None = None, fstype: str | None = None, flags: int = 0,
+                 clear: int = 0, data: str | None = None, target: str | None = None) -> None:
+        self.kind, self.source, self.fstype, self.flags = kind, source, fstype, flags
+        self.clear, self.data, self.target = clear, data, target
+
+
+def steps(op) -> list[Step]:
+    """The calls a config mount (spec.plan.MountOp) takes, in order, but for "cgroup" mounts
+    (linux/cgroupfs.py). Without "remount", the first makes the mount."""
+    o = op.opts
+    out = []
+    data = ",".join(o.data) or None
+    if not o.flags & k.MS_REMOUNT:
+        if op.is_bind:
+            out.append(Step("bind", op.source, flags=o.flags & (k.MS_BIND | k.MS_REC)))
+        else:
+            out.append(Step("mount", op.source or op.fstype or "none", op.fstype, o.flags, data=data))
+    if op.is_bind and (o.flags & k.MS_REMOUNT or o.flags & PER_MOUNT or o.clear & PER_MOUNT):
+        # A bind keeps the source mount's flags; options change them, "rw" & co. clear them.
+        out.append(Step("remount-bind", flags=o.flags & PER_MOUNT, clear=o.clear))
+    elif o.flags & k.MS_REMOUNT:
+        out.append(Step("remount", flags=o.flags, data=data))
+    out += [Step("propagation", flags=prop) for prop in o.propagation]
+    if o.rec_set or o.rec_clr:
+        out.append(Step("setattr", flags=o.rec_set, clear=o.rec_clr))
+    return out
