@@ -158,3 +158,17 @@ def test_path_not_in_systemd_form_names_the_field(pyrunc, bundle, cid):
     assert proc.returncode == 1
     assert proc.stderr.startswith(f"pyrunc: create {cid}: linux.cgroupsPath: ") and "slice:prefix:name" in proc.stderr
     assert not pyrunc.list_ids()
+
+
+def test_explain_shows_the_scope_and_then_finds_it(pyrunc, bundle, cid):
+    import json
+
+    unit = f"pyrunc-{cid}.scope"
+    setup(bundle, f"system.slice:pyrunc:{cid}", {"memory": {"limit": 64 << 20}})
+    plan = json.loads(sd(pyrunc, "explain", "--format", "json", "-b", str(bundle.path), cid).stdout)
+    assert plan["cgroup"]["driver"] == "systemd" and unit in plan["steps"][0]["text"]
+    assert show(unit, "LoadState")["LoadState"] == "not-found"  # explain made nothing
+    sd(pyrunc, "run", "-d", "--bundle", str(bundle.path), cid)
+    live = sd(pyrunc, "explain", cid, check=False)
+    assert live.returncode == 0 and "no difference from the plan" in live.stdout, live.stdout
+    sd(pyrunc, "delete", "--force", cid)

@@ -131,7 +131,7 @@ class SystemdCgroupManager(CgroupManager):
         return {**super().to_state(), "driver": "systemd", "unit": self.unit, "slice": self.slice,
                 "description": self.description}
 
-    def _ours(self, key: str) -> bool:
+    def makes_dir(self, key: str) -> bool:
         """Whether pyrunc, not systemd, makes this hierarchy's directory."""
         return key != UNIFIED and self.mode != "v2" and not set(key.split(",")) <= SYSTEMD_V1
 
@@ -144,14 +144,14 @@ class SystemdCgroupManager(CgroupManager):
     # -- lifecycle: systemd's directories come with the unit ------------------
     def plan(self) -> None:
         for key, d in self.dirs.items():
-            if self._ours(key):
+            if self.makes_dir(key):
                 for cur in self._chain(key, d):
                     if cur not in self.created and not fs.isdir(cur):
                         self.created.append(cur)
 
     def create(self) -> None:
         for key, d in self.dirs.items():
-            if self._ours(key):
+            if self.makes_dir(key):
                 self._mkdirs(key, d)
 
     def fork_into(self, ns_flags: int = 0) -> tuple[int, bool, int]:
@@ -170,7 +170,7 @@ class SystemdCgroupManager(CgroupManager):
         if self.owned is not False:
             super().join(v1=v1, pid=pid)
         elif v1:
-            there = {k: d for k, d in self.dirs.items() if self._ours(k) or fs.isdir(d)}
+            there = {k: d for k, d in self.dirs.items() if self.makes_dir(k) or fs.isdir(d)}
             CgroupManager(self.mode, there, self.mounts, rootless=self.rootless).join(v1=True, pid=pid)
         else:
             self._start(pid)

@@ -52,9 +52,11 @@ class Report:
         return e
 
     def to_json(self, mode: str, status: str | None) -> dict:
+        from pyrunc.explain.cgroup import driver
+
         p = self.plan
         out = {"explainVersion": 1, "mode": mode, "id": p.id, "bundle": p.bundle, "rootfs": p.rootfs,
-               "cgroup": {"driver": "cgroupfs", "hierarchy": self.cg.mode, "dirs": dict(self.cg.dirs)},
+               "cgroup": {"driver": driver(self.cg), "hierarchy": self.cg.mode, "dirs": dict(self.cg.dirs)},
                "steps": [e.to_json() for e in self.entries]}
         if mode == "live":
             out["status"] = status or ""

@@ -14,13 +14,21 @@ def setup(r: Report, look) -> None:
     cg, p = r.cg, r.plan
     asked = p.config.get("linux", {}).get("cgroupsPath")
     kinds = {"v1": "cgroup v1", "v2": "cgroup v2 (unified)", "hybrid": "hybrid: v1 controllers and a cgroup2 tree"}
+    systemd = driver(cg) == "systemd"
+    where = (f"the transient scope {cg.unit} in {cg.slice} ({asked or 'not set: the default'}), which systemd "  # type: ignore[attr-defined]
+             "makes over D-Bus with the first process in it (StartTransientUnit, Delegate=yes) and removes"
+             if systemd else
+             f"{asked!r}" if asked else f"not set: the relative path {p.id!r}, below pyrunc's own cgroup")
     r.add("parent", "cgroup", "layout", "linux.cgroupsPath",
-          f"driver cgroupfs; this host is {kinds[cg.mode]}; cgroupsPath "
-          + (f"{asked!r}" if asked else f"not set: the relative path {p.id!r}, below pyrunc's own cgroup")
+          f"driver {driver(cg)}; this host is {kinds[cg.mode]}; cgroupsPath " + where
           + (" (rootless: only directories delegated to this user are used)" if cg.rootless else ""),
-          driver="cgroupfs", hierarchy=cg.mode)
+          driver=driver(cg), hierarchy=cg.mode)
     for key, d in list(cg.dirs.items()):
         name = key or "cgroup2"
+        if systemd and not cg.makes_dir(key):  # type: ignore[attr-defined]
+            r.add("parent", "cgroup", "dir", "linux.cgroupsPath", f"{d} ({name}): systemd's, made with the scope",
+                  hierarchy=name, dir=d)
+            continue
         made = False
         for kind, arg in cg.creation_steps(key, d, look):
             look.note(kind, arg)
@@ -45,6 +53,10 @@ def setup(r: Report, look) -> None:
         r.add("parent", "cgroup", "chown", ns_path(p, "cgroup"),
               f"delegates {cg.unified} to host uid {to[0]} gid {to[1]}: a cgroup namespace and a writable "
               "/sys/fs/cgroup mount were asked for", dir=cg.unified)
+
+
+def driver(cg) -> str:
+    return "systemd" if cg.to_state().get("driver") == "systemd" else "cgroupfs"
 
 
 def join_v1(r: Report) -> None:
