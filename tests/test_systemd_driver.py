@@ -165,6 +165,7 @@ def test_explain_shows_the_scope_and_then_finds_it(pyrunc, bundle, cid):
 
     unit = f"pyrunc-{cid}.scope"
     setup(bundle, f"system.slice:pyrunc:{cid}", {"memory": {"limit": 64 << 20}})
+    bundle.args("sleep", "1000")  # no shell: explain compares the program's argv and env
     plan = json.loads(sd(pyrunc, "explain", "--format", "json", "-b", str(bundle.path), cid).stdout)
     assert plan["cgroup"]["driver"] == "systemd" and unit in plan["steps"][0]["text"]
     assert show(unit, "LoadState")["LoadState"] == "not-found"  # explain made nothing
