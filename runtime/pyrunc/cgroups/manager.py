@@ -94,12 +94,14 @@ class CgroupManager:
             try:
                 posix.mkdir(cur, 0o755)
             except FileExistsError:
-                parent = cur
-                continue
-            if cur not in self.created:
-                self.created.append(cur)
+                pass
+            else:
+                if cur not in self.created:
+                    self.created.append(cur)
             if "cpuset" in key.split(","):
-                # a new v1 cpuset starts empty and refuses tasks until filled in
+                # A v1 cpuset made by a plain mkdir starts empty and refuses tasks until
+                # filled in: ours, and (as runc does) a parent someone else made so, such
+                # as a pod's cgroup made by hand or by a tool that left it empty.
                 for name in ("cpuset.cpus", "cpuset.mems"):
                     if not files.read(cur, name):
                         files.write(cur, name, files.read(parent, name), "")
