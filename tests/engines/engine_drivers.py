@@ -14,15 +14,16 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import grpc
-from google.protobuf.message import Message
+from typing import TYPE_CHECKING
 
 from cri_client import CriClient, CriError
 from engine_helpers import (CAP_SYS_RESOURCE, CGROUP_ROOT, IMAGE, TIMEOUT, CallLog, cap_eff,
                             cgroup_dirs, cgroup_pids, kill_pid, mounts_containing, mounts_under,
                             pid_alive, pids_with_cmdline, remove_cgroups, require, run,
                             runtime_list, unmount_under, wait_for)
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
 
 TOKEN = secrets.token_hex(4)  # names this session's cgroup parents and containerd namespace
 
@@ -271,7 +272,7 @@ class CriContainerd(Containerd):
             try:
                 conditions = self.client("Status").status.conditions
             except CriError as err:
-                if err.code == grpc.StatusCode.UNIMPLEMENTED:  # the CRI plugin did not load
+                if err.code == "UNIMPLEMENTED":  # the CRI plugin did not load
                     log = (self.base / "containerd.log").read_text().splitlines()
                     raise RuntimeError(" / ".join(line for line in log if "cri" in line)[-2000:])
                 return False
@@ -361,7 +362,7 @@ class CriContainerd(Containerd):
             self.cri("StopPodSandbox", pod_sandbox_id=pod_id)
             self.cri("RemovePodSandbox", pod_sandbox_id=pod_id)
         except CriError as err:
-            if err.code != grpc.StatusCode.NOT_FOUND:
+            if err.code != "NOT_FOUND":
                 raise
 
     def pod_leftovers(self, pod: CriPod) -> list[str]:
