@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from cri_client import report as cri_report
-from engine_drivers import Containerd, CriContainerd, CriPod, Podman
+from engine_drivers import TOKEN, Containerd, CriContainerd, CriPod, Podman
 from engine_helpers import (IMAGE, REPO, Call, CallLog, normalize, require, run,
                             remove_cgroups, runtime_under_test, unmount_under, write_wrapper)
 
@@ -155,7 +155,8 @@ def cri(session_dir: Path, runtime: str, images: Path) -> Iterator[CriContainerd
     finally:
         left = engine.stop()
         net = engine.subnet.rsplit(".", 1)[0] + "."  # 10.a.b. of the pods' addresses
-        replacements = {str(base): "<cri>", engine.cgroup_root: "<parent>", net: "<net>."}
+        replacements = {str(base): "<cri>", engine.cgroup_root: "<parent>", net: "<net>.",
+                        TOKEN: "<token>"}
         _RECORDED["containerd CRI"] = (calls.calls(), replacements)
         if engine.client is not None:
             _CRI_REPORT[:] = cri_report(engine.client.calls, replacements)

@@ -98,20 +98,29 @@ def summary(response: Message) -> str:
     return text_format.MessageToString(response, as_one_line=True)
 
 
-def report(calls: list[CriCall], replacements: dict[str, str]) -> list[str]:
-    """Per RPC and outcome: how often, and the first result seen (ids and times masked)."""
+def report(calls: list[CriCall], replacements: dict[str, str], most: int = 12) -> list[str]:
+    """Per RPC and outcome: how often, and the distinct results (ids, uids and times
+    masked; at most `most` of them, each cut to 300 characters)."""
     seen: dict[tuple[str, str], list] = {}
     for call in calls:
-        entry = seen.setdefault((call.rpc, call.code), [0, call.result])
-        entry[0] += 1
-    lines = []
-    for (rpc, code), (count, result) in seen.items():
+        result = call.result
         for old, new in replacements.items():
             result = result.replace(old, new)
         result = re.sub(r"\b[0-9a-f]{64}\b", "<id>", result)
+        result = re.sub(r"\b[0-9a-f]{16}\b", "<uid>", result)
         result = re.sub(r"\b(created_at|started_at|finished_at|timestamp): \d+", r"\1: <t>",
                         result)
-        if len(result) > 400:
-            result = result[:400] + " ..."
-        lines.append(f"{rpc} x{count} -> {code}{': ' + result if result else ''}")
+        if len(result) > 300:
+            result = result[:300] + " ..."
+        entry = seen.setdefault((call.rpc, call.code), [0, []])
+        entry[0] += 1
+        if result not in entry[1]:
+            entry[1].append(result)
+    lines = []
+    for (rpc, code), (count, results) in seen.items():
+        lines.append(f"{rpc} x{count} -> {code}" + (f" ({len(results)} distinct)" if
+                                                      len(results) > 1 else ""))
+        lines += [f"    {r}" for r in results[:most] if r]
+        if len(results) > most:
+            lines.append(f"    ... {len(results) - most} more")
     return lines
