@@ -9,9 +9,9 @@ to the runtime)."""
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -77,7 +77,7 @@ def test_pod_lifecycle(cri: CriContainerd, cri_pods: list[CriPod]) -> None:
     assert os.stat(pod.netns).st_ino == os.stat(f"/proc/{pod.pid}/ns/net").st_ino
 
     # Limits from the CRI request, in the cgroup files the kubelet's parent names.
-    assert f"{pod.cgroup_parent}/{cid}" in open(f"/proc/{pid}/cgroup").read()
+    assert f"{pod.cgroup_parent}/{cid}" in Path(f"/proc/{pid}/cgroup").read_text()
     assert cgroup_file(pod.cgroup_parent, cid, "memory", "memory.limit_in_bytes") == str(64 * MiB)
     assert cgroup_file(pod.cgroup_parent, cid, "cpu", "cpu.cfs_quota_us") == "50000"
     assert cgroup_file(pod.cgroup_parent, cid, "cpu", "cpu.cfs_period_us") == "100000"
@@ -114,7 +114,7 @@ def test_pod_lifecycle(cri: CriContainerd, cri_pods: list[CriPod]) -> None:
 
     # The container's stdout reached its CRI log file (what `kubectl logs` reads).
     status, _ = cri.container_status(cid)
-    assert wait_for(lambda: " stdout F started" in open(status.log_path).read())
+    assert wait_for(lambda: " stdout F started" in Path(status.log_path).read_text())
 
     # StopContainer: SIGTERM, and the trap makes it a clean exit well within the timeout.
     t0 = time.monotonic()
