@@ -1,14 +1,16 @@
 #!/bin/sh
 # Build a tiny busybox image from the host's busybox-static, without any registry:
 #   OUT/busybox-rootfs.tar  - a plain rootfs tarball, for `podman import`
-#   OUT/busybox-oci.tar     - an OCI image layout tarball, for `ctr image import`
-# The OCI index names the image localhost/busybox:latest.
+#   OUT/busybox-oci.tar     - an OCI image layout tarball, for `ctr image import`,
+#                             naming the image localhost/busybox:latest (Cmd /bin/sh)
+#   OUT/pause-oci.tar       - the same layer as a pod sandbox ("pause") image for
+#                             containerd's CRI, localhost/pause:busybox: a shell as the pod's
+#                             pid 1 that reaps orphans and exits on SIGTERM/SIGINT
 # Usage: hack/mkimage.sh OUTDIR
 set -eu
 
 out=${1:?usage: $0 OUTDIR}
 busybox=${BUSYBOX:-/bin/busybox}
-ref=localhost/busybox:latest
 
 # A static binary is required: the rootfs has no libc.
 if [ ! -x "$busybox" ]; then
@@ -56,11 +58,8 @@ cp "$work/layer.tar" "$out/busybox-rootfs.tar"
 # --- OCI layout ---
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 size() { stat -c %s "$1"; }
-oci=$work/oci
-mkdir -p "$oci/blobs/sha256"
 layer_sha=$(sha "$work/layer.tar")
 layer_size=$(size "$work/layer.tar")
-cp "$work/layer.tar" "$oci/blobs/sha256/$layer_sha"
 
 case $(uname -m) in
     x86_64) arch=amd64 ;;
@@ -68,11 +67,18 @@ case $(uname -m) in
     *) arch=$(uname -m) ;;
 esac
 
-cat >"$work/config.json" <<EOF
+# oci_image REF CMD_JSON TARBALL: the busybox layer with its own config and name.
+oci_image() {
+    ref=$1 cmd=$2 tarball=$3
+    oci=$work/oci
+    rm -rf "$oci"
+    mkdir -p "$oci/blobs/sha256"
+    cp "$work/layer.tar" "$oci/blobs/sha256/$layer_sha"
+    cat >"$work/config.json" <<EOF
 {
   "architecture": "$arch",
   "os": "linux",
-  "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"], "WorkingDir": "/"},
+  "config": {"Env": ["PATH=/bin"], "Cmd": $cmd, "WorkingDir": "/"},
   "rootfs": {"type": "layers", "diff_ids": ["sha256:$layer_sha"]},
   "history": [{"created_by": "hack/mkimage.sh"}]
 }
@@ -112,13 +118,18 @@ cat >"$oci/index.json" <<EOF
     "platform": {"architecture": "$arch", "os": "linux"},
     "annotations": {
       "io.containerd.image.name": "$ref",
-      "org.opencontainers.image.ref.name": "latest"
+      "org.opencontainers.image.ref.name": "${ref##*:}"
     }
   }]
 }
 EOF
 printf '%s' '{"imageLayoutVersion":"1.0.0"}' >"$oci/oci-layout"
-tarit "$oci" "$out/busybox-oci.tar"
+tarit "$oci" "$3"
+echo "$3"
+}
 
 echo "$out/busybox-rootfs.tar"
-echo "$out/busybox-oci.tar"
+oci_image localhost/busybox:latest '["/bin/sh"]' "$out/busybox-oci.tar"
+oci_image localhost/pause:busybox \
+    '["/bin/sh", "-c", "trap \"exit 0\" INT TERM; while :; do sleep 86400 & wait; done"]' \
+    "$out/pause-oci.tar"

@@ -6,6 +6,8 @@ process or cgroup of the test survived.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
 import pytest
 
@@ -137,6 +139,30 @@ def test_json_log_holds_exactly_one_error_object(pyrunc, bundle, cid, tmp_path):
     fails(proc, "executable file not found")
     entry = json.loads(log.read_text())  # the whole file is one object (podman parses it so)
     assert entry["level"] == "error" and "executable file not found" in entry["msg"] and entry["time"]
+
+
+@pytest.mark.parametrize("stdio", ["read-only", "closed"])
+def test_json_log_written_when_stderr_takes_no_writes(pyrunc, bundle, cid, tmp_path, stdio):
+    # containerd's runc shim runs a pod sandbox's create with stdout and stderr on a
+    # /dev/null opened read-only (every write is EBADF): the log line must still be
+    # written, and the exit status stay pyrunc's (not the interpreter's 120).
+    log = tmp_path / "log.json"
+    bundle.args("no-such-program")
+    null = os.open(os.devnull, os.O_RDONLY)
+    fds = {"read-only": {"stdout": null, "stderr": null},
+           "closed": {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL,
+                      "preexec_fn": lambda: os.close(2)}}[stdio]
+    pyrunc.ids.add(cid)
+    try:
+        proc = subprocess.run(pyrunc.cmd("--log", str(log), "--log-format", "json", "create",
+                                         "--bundle", str(bundle.path), cid),
+                              stdin=subprocess.DEVNULL, timeout=60, **fds)
+    finally:
+        os.close(null)
+    assert proc.returncode == 1, proc.returncode
+    entry = json.loads(log.read_text())
+    assert entry["level"] == "error" and "executable file not found" in entry["msg"]
+    assert pyrunc.list_ids() == []
 
 
 @pytest.mark.parametrize("argv", [["--log-format", "xml", "list"], ["create"], ["nosuchcmd"],

@@ -258,6 +258,27 @@ def test_kill_all_reaches_every_process_even_paused(pyrunc, bundle, cid):
     assert not any(d.exists() for d in cg.dirs.values()), "cgroup left after delete"
 
 
+def test_kill_all_of_a_stopped_container_ends_what_its_cgroup_still_holds(pyrunc, bundle, cid):
+    # containerd's shim sends `kill --all ID KILL` to every exited task it deletes; runc
+    # takes it. Without a pid namespace of its own, the init's children outlive it.
+    bundle.config["linux"]["namespaces"] = [
+        ns for ns in bundle.config["linux"]["namespaces"] if ns["type"] != "pid"]
+    _, cg = start(pyrunc, bundle, cid, "sleep 1000 & echo $! > /tmp/child; "
+                  "until [ -e /tmp/go ]; do sleep 0.05; done")
+    wait_for(lambda: (bundle.rootfs / "tmp" / "child").exists(), what="the child")
+    child = int((bundle.rootfs / "tmp" / "child").read_text())
+    (bundle.rootfs / "tmp" / "go").touch()
+    wait_for(lambda: status(pyrunc, cid) == "stopped", what="the init to exit")
+    assert cg.procs() == [child], cg.procs()
+    refused(pyrunc, "kill", cid, "KILL", match="it is stopped")
+    assert cg.procs() == [child]
+    pyrunc("kill", "--all", cid, "KILL")
+    wait_for(lambda: cg.procs() == [], what="the child killed")
+    pyrunc("kill", "--all", cid, "KILL")  # nothing left: still not an error
+    pyrunc("delete", cid)
+    assert not any(d.exists() for d in cg.dirs.values()), "cgroup left after delete"
+
+
 def test_pids_limit_holds_a_fork_bomb(pyrunc, bundle, cid):
     # The bomb in a child shell: ash forks each element of a background pipeline from the shell
     # that runs it, and exits when a fork fails, which the init must not do.

@@ -303,6 +303,13 @@ def _after_start(c: st.Container, hooks, sync_fd) -> None:
 
 
 def kill(c: st.Container, sig: int, all_procs: bool = False) -> None:
+    if all_procs and c.status() == "stopped":
+        # Not an error, as in runc: containerd's shim deletes an exited task with
+        # `kill --all ID KILL` first (the CRI does so for every container), to end what
+        # may be left in its cgroup: processes of a container that shares a pid namespace.
+        if c.data.get("cgroup") and (cg := c.cgroup()).pids():
+            cg.kill_all(sig)
+        return
     status = require(c, "kill")
     if all_procs:
         c.cgroup().kill_all(sig)

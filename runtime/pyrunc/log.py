@@ -3,6 +3,11 @@
 With --log-format json a failed command writes exactly one error object:
 podman parses the whole file as one object, containerd reads the last line.
 Debug lines are written only with --debug.
+
+stderr may be unusable: containerd's runc shim gives a pod sandbox's `create` a
+/dev/null opened read-only as stdout and stderr (writes fail with EBADF), and a caller
+may close it. Losing that copy must not lose the log file's line, which is the one
+the engine reads, nor turn the command's exit status into the interpreter's.
 """
 from __future__ import annotations
 
@@ -32,13 +37,20 @@ def _write(level: str, msg: str) -> None:
     else:
         line = f"time={jsonio.dumps(_stamp())} level={level} msg={jsonio.dumps(msg)}"
     if _path is None:
-        posix.write(2, (line if _as_json else f"{level}: {msg}").encode(errors="replace") + b"\n")
+        _stderr((line if _as_json else f"{level}: {msg}").encode(errors="replace") + b"\n")
         return
     fd = posix.open(_path, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC, 0o644)
     try:
         posix.write(fd, line.encode(errors="replace") + b"\n")
     finally:
         posix.close(fd)
+
+
+def _stderr(data: bytes) -> None:
+    try:
+        posix.write(2, data)
+    except OSError:  # closed, or read-only (see above)
+        pass
 
 
 def debugging() -> bool:
@@ -55,7 +67,8 @@ def warn(msg: str) -> None:
 
 
 def error(msg: str) -> None:
-    """Errors always reach stderr as one line; with --log also the log file."""
-    posix.write(2, f"pyrunc: {msg}\n".encode(errors="replace"))
+    """Errors always reach stderr as one line, if it takes writes; with --log also the
+    log file."""
+    _stderr(f"pyrunc: {msg}\n".encode(errors="replace"))
     if _path is not None:
         _write("error", msg)

@@ -159,6 +159,31 @@ def test_destroy_keeps_parents_it_did_not_create(managers, cg_name):
     assert not any(os.path.exists(d) for d in inner.dirs.values())
 
 
+@v1_only
+def test_v1_cpuset_parent_made_by_mkdir_is_filled_in(managers, procs, cg_name):
+    # A parent cpuset someone made with a plain mkdir has no cpus or mems, and the kernel
+    # refuses tasks below it (ENOSPC); runc fills it from its own parent, and so must we.
+    top = cg_layout.detect().v1
+    mount = next(m[0] for key, m in top.items() if "cpuset" in key.split(","))
+    parent = os.path.join(mount, cg_name)
+    os.mkdir(parent)
+    m = managers(f"/{cg_name}/leaf", cg_name)
+    try:
+        assert rd(parent, "cpuset.cpus") == ""
+        m.create()
+        p = procs.sleep()
+        m.apply(p.pid)
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            assert rd(parent, name) == rd(mount, name) == rd(m.dir_of("cpuset"), name), name
+        m.destroy()
+        assert p.wait(timeout=60) == -signal.SIGKILL
+        assert os.path.isdir(parent)  # not ours: kept
+    finally:
+        procs.cleanup()
+        m.destroy()
+        os.rmdir(parent)
+
+
 def test_freeze_and_thaw(mgr, procs):
     p = procs.sleep()
     mgr.apply(p.pid)

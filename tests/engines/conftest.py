@@ -16,14 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from engine_drivers import Containerd, Podman
+from cri_client import report as cri_report
+from engine_drivers import TOKEN, Containerd, CriContainerd, CriPod, Podman
 from engine_helpers import (IMAGE, REPO, Call, CallLog, normalize, require, run,
-                            runtime_under_test, unmount_under, write_wrapper)
+                            remove_cgroups, runtime_under_test, unmount_under, write_wrapper)
 
 # Directories the engines create outside their configured roots; removed again at the
 # end of the session when this session created them and they are empty.
 STRAY_DIRS = [Path("/run/containerd/s"), Path("/run/containerd"),
-              Path("/run/containers/networks"), Path("/run/containers")]
+              Path("/run/containers/networks"), Path("/run/containers"),
+              Path("/var/lib/cni/results"), Path("/var/lib/cni")]
 # Sockets/dirs the shim and conmon make for consoles, exec specs and the shim's own
 # socket; they stay behind when the runtime fails or a shim has to be killed. Those this
 # session created are removed at the end.
@@ -32,6 +34,7 @@ STRAY_FILES = ["/tmp/conmon-term.*", "/tmp/pty[0-9]*", "/tmp/runc-process[0-9]*"
 # engine -> (its recorded runtime calls, path/id replacements for the report); filled
 # when the engine fixture ends, before the session dir holding the logs is removed.
 _RECORDED: dict[str, tuple[list[Call], dict[str, str]]] = {}
+_CRI_REPORT: list[str] = []  # the CRI calls made and what each returned
 
 
 @pytest.fixture(scope="session")
@@ -138,6 +141,47 @@ def ctd(containerd: Containerd) -> Iterator[tuple[Containerd, str]]:
 
 
 @pytest.fixture(scope="session")
+def cri(session_dir: Path, runtime: str, images: Path) -> Iterator[CriContainerd]:
+    """containerd with its CRI plugin, a `pyrunc` runtime handler and CNI pod networks."""
+    require("containerd-shim-runc-v2")
+    for plugin in ("bridge", "host-local", "loopback"):
+        require(f"/usr/lib/cni/{plugin}")
+    base = session_dir / "cri"
+    base.mkdir()
+    wrapper, calls = _wrapper(session_dir, runtime, "cri")
+    engine = CriContainerd(base, runtime, wrapper, calls, session_dir / "cri-stubs")
+    try:
+        engine.start()
+        engine.import_images(images)
+        yield engine
+    finally:
+        left = engine.stop()
+        net = engine.subnet.rsplit(".", 1)[0] + "."  # 10.a.b. of the pods' addresses
+        replacements = {str(base): "<cri>", engine.cgroup_root: "<parent>", net: "<net>.",
+                        TOKEN: "<token>"}
+        _RECORDED["containerd CRI"] = (calls.calls(), replacements)
+        if engine.client is not None:
+            _CRI_REPORT[:] = cri_report(engine.client.calls, replacements)
+    assert not left, f"containerd CRI session left behind: {left}"
+
+
+@pytest.fixture
+def cri_pods(cri: CriContainerd) -> Iterator[list[CriPod]]:
+    """Pods a test runs (append them); afterwards each is removed and checked gone."""
+    pods: list[CriPod] = []
+    yield pods
+    left: list[str] = []
+    for pod in pods:
+        try:
+            cri.remove_pod(pod.id)
+        except Exception as exc:  # noqa: BLE001 - still check and clean the others
+            left.append(f"removing {pod.id}: {exc}")
+        left += cri.pod_leftovers(pod)
+        remove_cgroups(pod.cgroup_parent)  # the pod's cgroup, as the kubelet removes it
+    assert not left, f"leftovers after the test's pods: {left}"
+
+
+@pytest.fixture(scope="session")
 def podman(session_dir: Path, runtime: str, images: Path) -> Iterator[Podman]:
     require("podman")
     require("conmon")
@@ -184,6 +228,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # no
                 seen.append(line)
         lines.append(f"--- {engine}: {len(calls)} calls, {len(seen)} distinct")
         lines += seen
+    if _CRI_REPORT:
+        lines.append("--- CRI calls made (runtime.v1) and what each returned")
+        lines += _CRI_REPORT
     terminalreporter.write_sep("-", "runtime calls recorded by the engine lane")
     for line in lines:
         terminalreporter.write_line(line)

@@ -341,3 +341,4 @@ def cap_eff(status_text: str) -> int:
 
 CAP_CHOWN = 0
 CAP_SYS_ADMIN = 21
+CAP_SYS_RESOURCE = 24

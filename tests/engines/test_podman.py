@@ -264,3 +264,25 @@ def test_runtime_by_path_without_json_logs(pod: Pod) -> None:
     assert create and "--log" not in create[0].argv and create[0].rc, create
     proc = engine("--runtime", str(engine.wrapper), "run", "--rm", *flags[2:], IMAGE, "echo", "hi")
     assert (proc.returncode, proc.stdout) == (0, "hi\n"), proc.stderr
+
+
+def test_init_runs_catatonit_as_pid1(pod: Pod) -> None:
+    # --init bind-mounts the host's catatonit (Debian's package) into the container and
+    # runs it as pid 1 with the command as its child.
+    engine, name = pod
+    catatonit = Path("/usr/libexec/podman/catatonit")
+    assert catatonit.exists(), "catatonit not installed: run hack/engines-setup.sh"
+    cid, pid = start_detached(engine, name, "--init", command=("sleep", "1000"))
+    exe, host = Path(f"/proc/{pid}/exe").stat(), catatonit.stat()
+    assert (exe.st_dev, exe.st_ino) == (host.st_dev, host.st_ino), "pid 1 is not catatonit"
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    cmdlines = [Path(f"/proc/{c}/cmdline").read_bytes().split(b"\0")[:2] for c in children]
+    assert cmdlines == [[b"sleep", b"1000"]], cmdlines
+    proc = engine("exec", name, "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '")
+    assert proc.stdout.startswith("/run/podman-init -- sleep 1000"), proc
+    # catatonit forwards the stop signal to its child and exits with the child's status.
+    assert engine("stop", "--time", "5", name).returncode == 0
+    assert engine.inspect(name, "{{.State.ExitCode}}") == str(128 + 15)
+    assert not pid_alive(pid)
+    create = [c for c in engine.calls.for_container(cid) if c.subcommand == "create"]
+    assert create and create[0].rc == 0, create

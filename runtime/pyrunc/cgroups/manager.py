@@ -118,11 +118,13 @@ class CgroupManager:
                     yield "enable", files.Write(parent, "cgroup.subtree_control", f"+{c}", "", path="linux.cgroupsPath")
             if not look.isdir(cur):
                 yield "mkdir", cur
-                if "cpuset" in key.split(","):
-                    # a new v1 cpuset starts empty and refuses tasks until filled in
-                    for name in ("cpuset.cpus", "cpuset.mems"):
-                        if not look.read(cur, name):
-                            yield "write", files.Write(cur, name, look.read(parent, name), "", path="linux.cgroupsPath")
+            if "cpuset" in key.split(","):
+                # A v1 cpuset made by a plain mkdir starts empty and refuses tasks until
+                # filled in: ours, and (as runc does) a parent someone else made so, such
+                # as a pod's cgroup made by hand or by a tool that left it empty.
+                for name in ("cpuset.cpus", "cpuset.mems"):
+                    if not look.read(cur, name):
+                        yield "write", files.Write(cur, name, look.read(parent, name), "", path="linux.cgroupsPath")
             parent = cur
 
     def apply(self, pid: int) -> None:
