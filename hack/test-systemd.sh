@@ -19,7 +19,7 @@ if [ "${SYSTEMD_ENGINES:-1}" = 1 ]; then
   # the engines' image is built here: under emulation that alone takes minutes
   images=$(mktemp -d /tmp/pyrunc-systemd-images.XXXXXX); trap 'rm -rf "$images"' EXIT
   sh hack/mkimage.sh "$images" >/dev/null
-  engines=(ENGINE_IMAGES="$images" ENGINE_TIMEOUT=300)
+  engines=(ENGINE_IMAGES="$images" ENGINE_TIMEOUT=300 ENGINE_SNAPSHOTTER=native)  # /: an overlay
 fi
 rc=0
 echo "== systemd guest, pure cgroup v2"

@@ -143,13 +143,24 @@ def ctd(containerd: Containerd) -> Iterator[tuple[Containerd, str]]:
 @pytest.fixture(scope="session")
 def cri(session_dir: Path, runtime: str, images: Path) -> Iterator[CriContainerd]:
     """containerd with its CRI plugin, a `pyrunc` runtime handler and CNI pod networks."""
+    yield from _cri_engine(session_dir, runtime, images, "cri", systemd=False)
+
+
+@pytest.fixture(scope="session")
+def cri_systemd(session_dir: Path, runtime: str, images: Path) -> Iterator[CriContainerd]:
+    """The same with SystemdCgroup = true (needs systemd as PID 1)."""
+    yield from _cri_engine(session_dir, runtime, images, "cri-systemd", systemd=True)
+
+
+def _cri_engine(session_dir: Path, runtime: str, images: Path, name: str, *,
+                systemd: bool) -> Iterator[CriContainerd]:
     require("containerd-shim-runc-v2")
     for plugin in ("bridge", "host-local", "loopback"):
         require(f"/usr/lib/cni/{plugin}")
-    base = session_dir / "cri"
+    base = session_dir / name
     base.mkdir()
-    wrapper, calls = _wrapper(session_dir, runtime, "cri")
-    engine = CriContainerd(base, runtime, wrapper, calls, session_dir / "cri-stubs")
+    wrapper, calls = _wrapper(session_dir, runtime, name)
+    engine = CriContainerd(base, runtime, wrapper, calls, session_dir / f"{name}-stubs", systemd=systemd)
     try:
         engine.start()
         engine.import_images(images)
@@ -157,10 +168,10 @@ def cri(session_dir: Path, runtime: str, images: Path) -> Iterator[CriContainerd
     finally:
         left = engine.stop()
         net = engine.subnet.rsplit(".", 1)[0] + "."  # 10.a.b. of the pods' addresses
-        replacements = {str(base): "<cri>", engine.cgroup_root: "<parent>", net: "<net>.",
+        replacements = {str(base): f"<{name}>", engine.cgroup_root: "<parent>", net: "<net>.",
                         TOKEN: "<token>"}
-        _RECORDED["containerd CRI"] = (calls.calls(), replacements)
-        if engine.client is not None:
+        _RECORDED[f"containerd CRI{' (systemd)' if systemd else ''}"] = (calls.calls(), replacements)
+        if engine.client is not None and not systemd:
             _CRI_REPORT[:] = cri_report(engine.client.calls, replacements)
     assert not left, f"containerd CRI session left behind: {left}"
 

@@ -214,9 +214,12 @@ class CriContainerd(Containerd):
     DISABLED_PLUGINS = [p for p in Containerd.DISABLED_PLUGINS if p != "io.containerd.grpc.v1.cri"]
 
     def __init__(self, base: Path, runtime: str, wrapper: Path, calls: CallLog,
-                 stubs: Path) -> None:
+                 stubs: Path, *, systemd: bool = False) -> None:
         super().__init__(base, runtime, wrapper, calls)
         self.stubs = stubs  # where the CRI client's generated stubs go
+        # SystemdCgroup = true: pods' parents are slices, each container a scope systemd makes
+        # (tests/engines/test_systemd_engines.py, in hack/test-systemd.sh's guest)
+        self.systemd = systemd
         self.namespace = "k8s.io"  # the CRI plugin's, inside our private containerd root
         self.cgroup_root = f"/pyrunc-cri-{TOKEN}"  # pods' cgroup parents go below it
         self.network = f"pyrunc-cri-{TOKEN}"
@@ -234,7 +237,7 @@ class CriContainerd(Containerd):
 {cri}.containerd.runtimes.{name}.options]
   BinaryName = "{binary}"
   Root = "{root}"
-  SystemdCgroup = false
+  SystemdCgroup = {str(self.systemd).lower()}
 """ for name, binary, root in (("pyrunc", self.wrapper, self.runc_root),
                                ("runc", "/usr/sbin/runc", self.base / "runc-root-runc")))
         return f"""
@@ -248,7 +251,7 @@ class CriContainerd(Containerd):
   bin_dir = "{CNI_BIN}"
   conf_dir = "{self.cni_conf}"
 {cri}.containerd]
-  snapshotter = "overlayfs"
+  snapshotter = "{os.environ.get("ENGINE_SNAPSHOTTER", "overlayfs")}"
   default_runtime_name = "runc"
 {handlers}"""
 
@@ -299,12 +302,15 @@ class CriContainerd(Containerd):
 
     def run_pod(self, name: str, *, handler: str = "pyrunc", pid: str = "CONTAINER") -> CriPod:
         uid = secrets.token_hex(8)
-        parent = f"{self.cgroup_root}/pod{uid}"
-        # The kubelet makes the pod's cgroup in every hierarchy before it runs the pod, and
-        # removes it after; the runtime makes each container's below it.
-        for top in CGROUP_ROOT.iterdir():
-            if (top / "cgroup.procs").exists() and not top.is_symlink():
-                (top / parent.strip("/")).mkdir(parents=True, exist_ok=True)
+        if self.systemd:  # as the kubelet's systemd driver names them; systemd makes slices
+            parent = f"pyruncri{TOKEN}-pod{uid}.slice"
+        else:
+            parent = f"{self.cgroup_root}/pod{uid}"
+            # The kubelet makes the pod's cgroup in every hierarchy before it runs the pod, and
+            # removes it after; the runtime makes each container's below it.
+            for top in CGROUP_ROOT.iterdir():
+                if (top / "cgroup.procs").exists() and not top.is_symlink():
+                    (top / parent.strip("/")).mkdir(parents=True, exist_ok=True)
         logs = self.base / "pods" / uid
         logs.mkdir(parents=True)
         config = {

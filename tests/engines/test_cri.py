@@ -3,9 +3,9 @@ runtime handler `pyrunc` (runc v2 shim, BinaryName = the recording wrapper, Syst
 = false), driven through the CRI gRPC API the way the kubelet drives it, and checked from
 the host: namespaces in /proc/<pid>/ns, limits in the cgroup files, nothing left after.
 
-Not covered: SystemdCgroup = true (pyrunc has no systemd cgroup driver yet) and the
-streaming calls (Exec, Attach, PortForward: they go to containerd's own HTTP server, not
-to the runtime)."""
+SystemdCgroup = true needs systemd as PID 1: test_systemd_engines.py, in the guest of
+hack/test-systemd.sh. Not covered: the streaming calls (Exec, Attach, PortForward: they go
+to containerd's own HTTP server, not to the runtime)."""
 from __future__ import annotations
 
 import ipaddress

@@ -6,6 +6,7 @@ from the init's /proc/<pid>/cgroup, and must be gone after removal.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -59,3 +60,26 @@ def test_containerd_shim_with_systemd_cgroup(containerd, ctd):
     containerd.remove(cid)
     assert wait_for(lambda: unit_state(unit)[0] == "inactive", timeout=30)
     assert not Path(f"/sys/fs/cgroup/system.slice/{unit}").exists()
+
+
+def test_cri_pod_with_systemd_cgroup(cri_systemd):
+    """The kubelet's systemd driver: the pod's parent is a slice; with SystemdCgroup = true
+    the handler is called with --systemd-cgroup and each container is a scope in it."""
+    cri = cri_systemd
+    pod = cri.run_pod("sd")
+    try:
+        cid = cri.create_container(pod, "app", ["sleep", "1000"], resources={"memory_limit_in_bytes": 64 << 20})
+        cri.cri("StartContainer", container_id=cid)
+        pid = cri.container_status(cid)[1]["pid"]
+        unit = f"cri-containerd-{cid}.scope"
+        prefix, _, _ = pod.cgroup_parent.partition("-")
+        cgroup = f"/{prefix}.slice/{pod.cgroup_parent}/{unit}"
+        assert unit_state(unit) == ("active", cgroup)
+        assert in_scope(pid, cgroup)
+        assert os.readlink(f"/proc/{pid}/ns/net") == os.readlink(f"/proc/{pod.pid}/ns/net")
+        assert (Path("/sys/fs/cgroup") / cgroup.lstrip("/") / "memory.max").read_text().strip() == str(64 << 20)
+        assert "--systemd-cgroup" in " ".join(" ".join(c.argv) for c in cri.calls.calls())
+    finally:
+        cri.remove_pod(pod.id)
+    assert wait_for(lambda: unit_state(unit)[0] == "inactive", timeout=30)
+    assert not cri.pod_leftovers(pod)
