@@ -12,6 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-.venv/bin/python}
 [ -x "$py" ] || { echo "test-systemd: $py not found (hack/setup.sh creates .venv)" >&2; exit 2; }
+# a user for the rootless test (the guest's writes vanish with it), made before pytest runs
+guest_user=(sh -c 'useradd -m pyruncsd && exec env SYSTEMD_TEST_USER=pyruncsd "$@"' guest)
 tests=(PYTHONPATH=runtime PYTHONDONTWRITEBYTECODE=1 "$py" -m pytest -p no:cacheprovider -q -rs
   tests/test_systemd_driver.py tests/cgroups/test_systemd_pure.py)
 engines=()
@@ -24,10 +26,11 @@ fi
 rc=0
 echo "== systemd guest, pure cgroup v2"
 if [ ${#engines[@]} -gt 0 ]; then
-  V2_INIT=systemd hack/v2-guest.sh env "${engines[@]}" "${tests[@]}" tests/engines/test_systemd_engines.py "$@" || rc=$?
+  V2_INIT=systemd hack/v2-guest.sh "${guest_user[@]}" env "${engines[@]}" "${tests[@]}" \
+    tests/engines/test_systemd_engines.py "$@" || rc=$?
 else
-  V2_INIT=systemd hack/v2-guest.sh env "${tests[@]}" "$@" || rc=$?
+  V2_INIT=systemd hack/v2-guest.sh "${guest_user[@]}" env "${tests[@]}" "$@" || rc=$?
 fi
 echo "== systemd guest, hybrid cgroups (v1 controllers)"
-V2_INIT=systemd V2_HYBRID=1 hack/v2-guest.sh env "${tests[@]}" "$@" || rc=$?
+V2_INIT=systemd V2_HYBRID=1 hack/v2-guest.sh "${guest_user[@]}" env "${tests[@]}" "$@" || rc=$?
 exit $rc

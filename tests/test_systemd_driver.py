@@ -173,3 +173,63 @@ def test_explain_shows_the_scope_and_then_finds_it(pyrunc, bundle, cid):
     live = sd(pyrunc, "explain", cid, check=False)
     assert live.returncode == 0 and "no difference from the plan" in live.stdout, live.stdout
     sd(pyrunc, "delete", "--force", cid)
+
+
+USER = os.environ.get("SYSTEMD_TEST_USER")  # hack/test-systemd.sh makes one in its guest
+
+
+@pytest.mark.skipif(not USER, reason="needs a user to run rootless: hack/test-systemd.sh names one")
+def test_rootless_scope_in_the_users_manager(cid):
+    """Rootless, the scope is the user manager's (its bus at $XDG_RUNTIME_DIR/bus), below
+    user@UID.service, as `systemd-run --user --scope` would put it."""
+    import json
+    import pwd
+    import shutil
+    import tempfile
+
+    from helpers import pyrunc_binary
+
+    uid = pwd.getpwnam(USER).pw_uid
+    subprocess.run(["systemctl", "start", f"user@{uid}.service"], check=True)
+    env = ["env", f"XDG_RUNTIME_DIR=/run/user/{uid}"]
+
+    def as_user(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+        # output through a file: a detached container keeps its stdio open (as helpers.Runtime)
+        with tempfile.TemporaryFile("w+") as out:
+            proc = subprocess.run(["runuser", "-u", USER, "--", *env, *args], stdin=subprocess.DEVNULL,
+                                  stdout=out, stderr=subprocess.STDOUT, text=True, timeout=120)
+            out.seek(0)
+            proc.stdout = out.read()
+        assert not check or proc.returncode == 0, proc.stdout
+        return proc
+
+    path = Path(tempfile.mkdtemp(prefix="pyrunc-sd-user-"))
+    try:
+        path.chmod(0o755)
+        from pyrunc.cli.spec import default_config
+
+        b = path / "b"
+        subprocess.run([str(Path(__file__).parents[1] / "hack/mkbundle.sh"), str(b), "sleep", "1000"], check=True,
+                       capture_output=True)
+        config = default_config(rootless=True)  # `pyrunc spec --rootless`, for this user's ids
+        for key in ("uidMappings", "gidMappings"):
+            config["linux"][key] = [{"containerID": 0, "hostID": uid, "size": 1}]
+        config["process"].update(args=["sleep", "1000"], terminal=False)
+        # a cgroup2 mount of its own needs a cgroup namespace the user manager did not delegate
+        config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/sys/fs/cgroup"]
+        (b / "config.json").write_text(json.dumps(config))
+        subprocess.run(["chown", "-R", f"{uid}:{uid}", str(path)], check=True)
+        unit = f"pyrunc-{cid}.scope"
+        as_user(pyrunc_binary(), "--systemd-cgroup", "run", "-d", "--bundle", str(b), cid)
+        try:
+            shown = as_user("systemctl", "--user", "show", unit, "-pControlGroup", "-pActiveState").stdout
+            cgroup = f"/user.slice/user-{uid}.slice/user@{uid}.service/user.slice/{unit}"
+            assert shown.split() == [f"ControlGroup={cgroup}", "ActiveState=active"], shown
+            pid = json.loads(as_user(pyrunc_binary(), "state", cid).stdout)["pid"]
+            assert f"0::{cgroup}" in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+        finally:
+            as_user(pyrunc_binary(), "delete", "--force", cid)
+        shown = as_user("systemctl", "--user", "show", unit, "-pLoadState").stdout
+        assert shown.strip() == "LoadState=not-found"
+    finally:
+        shutil.rmtree(path)

@@ -32,6 +32,9 @@ def open_manager(cgroups_path: str | None, container_id: str, *, systemd: bool =
         if not fs.isdir("/run/systemd/system"):
             raise ConfigError("systemd cgroup driver: systemd is not running on this host (no /run/systemd/system)")
         path = sd.cgroup_path(slice_, unit)
+        if rootless:  # the user's manager: its units are below its own cgroup
+            from .sdbus import Systemd
+            path = fs.join(Systemd(user=True).manager_cgroup(), path.lstrip("/"))
     else:
         path = _layout.clean_cgroups_path(cgroups_path if cgroups_path else container_id)
     v1, unified = _layout.resolve(lay, path)

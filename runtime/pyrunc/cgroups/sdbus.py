@@ -16,16 +16,27 @@ SYSTEM_BUS = "unix:path=/run/dbus/system_bus_socket"
 JOB_TIMEOUT = 60.0  # s: systemd's own default job timeout for a scope is infinity
 
 
+def bus_address(user: bool) -> str:
+    """The system bus; for a rootless pyrunc, the user's own (the user manager is there)."""
+    env = posix.environ
+    if not user:
+        return env.get(b"DBUS_SYSTEM_BUS_ADDRESS", SYSTEM_BUS.encode()).decode()
+    if b"DBUS_SESSION_BUS_ADDRESS" in env:
+        return env[b"DBUS_SESSION_BUS_ADDRESS"].decode()
+    runtime_dir = env.get(b"XDG_RUNTIME_DIR", f"/run/user/{posix.geteuid()}".encode()).decode()
+    return f"unix:path={runtime_dir}/bus"
+
+
 class Systemd:
-    def __init__(self) -> None:
+    def __init__(self, user: bool = False) -> None:
         from jeepney import DBusAddress
         from jeepney.io.blocking import open_dbus_connection
 
-        addr = posix.environ.get(b"DBUS_SYSTEM_BUS_ADDRESS", SYSTEM_BUS.encode()).decode()
+        addr = bus_address(user)
         try:
             self.conn = open_dbus_connection(bus=addr)
         except (OSError, ValueError) as exc:
-            raise PyruncError(f"systemd cgroup driver: cannot reach the D-Bus system bus at {addr}: "
+            raise PyruncError(f"systemd cgroup driver: cannot reach the D-Bus {'user' if user else 'system'} bus at {addr}: "
                               f"{getattr(exc, 'strerror', None) or exc}") from None
         self.manager = DBusAddress("/org/freedesktop/systemd1", bus_name="org.freedesktop.systemd1",
                                    interface="org.freedesktop.systemd1.Manager")
@@ -91,6 +102,14 @@ class Systemd:
         obj = DBusAddress(path, bus_name="org.freedesktop.systemd1", interface="org.freedesktop.systemd1.Unit")
         reply = self.conn.send_and_get_reply(Properties(obj).get("Description"), timeout=JOB_TIMEOUT)
         return reply.body[0][1]
+
+    def manager_cgroup(self) -> str:
+        """The manager's own cgroup: "/" for the system's, user@UID.service's for a user's,
+        whose slices and scopes live below it."""
+        from jeepney import Properties
+
+        reply = self.conn.send_and_get_reply(Properties(self.manager).get("ControlGroup"), timeout=JOB_TIMEOUT)
+        return reply.body[0][1] or "/"
 
     def set_properties(self, unit: str, props: list) -> None:
         self._call("SetUnitProperties", "sba(sv)", (unit, True, props), unit)

@@ -138,7 +138,7 @@ class SystemdCgroupManager(CgroupManager):
     def bus(self) -> Systemd:
         if self._bus is None:
             from .sdbus import Systemd
-            self._bus = Systemd()
+            self._bus = Systemd(user=self.rootless)  # rootless: the user's manager
         return self._bus
 
     # -- lifecycle: systemd's directories come with the unit ------------------

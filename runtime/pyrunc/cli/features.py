@@ -20,7 +20,7 @@ def features() -> dict:
         "mountOptions": mountopts.all_options(),
         "linux": {
             "namespaces": sorted(NAMESPACE_FLAGS),
-            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": False},
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": True, "rdma": False},
             "mountExtensions": {"idmap": {"enabled": _idmap()}},
             **procattrs.features(),
             **confine.features(),
