@@ -5,6 +5,7 @@ is recorded, with what it returned, for the lane's report."""
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -17,6 +18,9 @@ import pytest
 from engine_helpers import TIMEOUT, run
 
 try:  # the test extras (hack/setup.sh --test); without them only the CRI tests fail
+    # grpc's fork handlers start threads in a forked child, and a child with threads cannot
+    # unshare(CLONE_NEWUSER): the tests that fork in this pytest process (test_userns) would fail.
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
     import grpc
     from google.protobuf import json_format, text_format
 except ImportError:
