@@ -93,9 +93,6 @@ printf '%s\n' '[Unit]' 'DefaultDependencies=no' '[Socket]' 'ListenStream=/run/db
 printf '%s\n' '[Unit]' 'DefaultDependencies=no' 'Requires=dbus.socket' 'After=dbus.socket' '[Service]' \
   'ExecStart=/usr/bin/dbus-daemon --system --address=systemd: --nofork --nopidfile --systemd-activation' \
   > \$u/dbus.service
-# A unit with default dependencies (user@UID.service) pulls in sysinit.target, whose
-# systemd-tmpfiles-setup would empty /tmp, where a checkout may be: masked.
-ln -s /dev/null \$u/systemd-tmpfiles-setup.service
 hostname v2guest
 exec /lib/systemd/systemd --unit=pyrunc-lane.target --log-target=console --log-level=warning
 EOF
