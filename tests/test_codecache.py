@@ -15,8 +15,33 @@ sys.path[:0] = [{runtime!r}]
 from pyrunc import codecache
 codecache.install({cache!r})
 import pyrunc.cli, pyrunc.errors
-print(type(pyrunc.cli.__spec__.loader).__name__, type(pyrunc.errors.__spec__.loader).__name__,
+print(type(pyrunc.cli.__loader__).__name__, type(pyrunc.errors.__loader__).__name__,
       pyrunc.errors.__file__, getattr(pyrunc.errors, "MARK", None), "os" in sys.modules)
+"""
+
+# What the cache's __import__ must do as the standard one does (run with the cache installed).
+SEMANTICS = """
+import sys
+sys.path[:0] = [{runtime!r}]
+from pyrunc import codecache
+codecache.install({cache!r})
+from pyrunc.cgroups import manager            # relative imports inside ("from .. import fs")
+import pyrunc.cgroups.files as files           # a dotted import binds the submodule
+import pyrunc.spec                              # returns the top package, binds its submodules
+from pyrunc import state, crash                 # submodules named in a fromlist
+import json                                     # not in the cache: the standard import
+try:
+    from pyrunc import no_such_module
+except ImportError as exc:
+    missing = type(exc).__name__
+try:
+    import pyrunc.broken
+except ZeroDivisionError:
+    pass
+print(type(manager.__loader__).__name__, manager.fs is sys.modules["pyrunc.fs"],
+      files is pyrunc.cgroups.files, pyrunc.spec.__name__, state.__name__, crash.__name__,
+      type(json.__loader__).__name__, missing, "pyrunc.broken" in sys.modules,
+      pyrunc.errors.__doc__, manager.__package__, pyrunc.cgroups.__package__)
 """
 
 
@@ -53,3 +78,21 @@ def test_unusable_cache_means_normal_imports(tmp_path, content):
 def test_installed_launcher_uses_the_cache():
     launcher = (REPO / ".venv" / "bin" / "pyrunc").read_text()
     assert "codecache.install(" in launcher and (REPO / ".venv" / "pyrunc.code").is_file()
+
+
+def test_cache_import_semantics(tmp_path):
+    """The cache's own __import__: relative and dotted imports, fromlists, a missing name,
+    a module failing to run (not left half-made in sys.modules), docstrings stripped."""
+    runtime = tmp_path / "runtime"
+    shutil.copytree(REPO / "runtime" / "pyrunc", runtime / "pyrunc",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (runtime / "pyrunc" / "broken.py").write_text("1 / 0\n")
+    cache = tmp_path / "pyrunc.code"
+    subprocess.run([sys.executable, "-I", str(runtime / "pyrunc" / "codecache.py"), str(runtime / "pyrunc"),
+                    str(cache)], check=True, capture_output=True, timeout=60)
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", SEMANTICS.format(runtime=str(runtime), cache=str(cache))],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["CodeCache", "True", "True", "pyrunc.spec", "pyrunc.state", "pyrunc.crash",
+                                  "SourceFileLoader", "ImportError", "False", "None", "pyrunc.cgroups",
+                                  "pyrunc.cgroups"]

@@ -203,10 +203,12 @@ class CgroupManager:
 
     def _remove_dirs(self, only_ours: bool = False) -> None:
         """rmdir the container's directories (``only_ours``: only those it made itself)."""
+        removed = set()
         for d in self.dirs.values():
             if not only_ours or d in self.created:
                 _rmtree(d)
-        for d in sorted(self.created, key=len, reverse=True):
+                removed.add(d)
+        for d in sorted(set(self.created) - removed, key=len, reverse=True):  # the parents we made
             try:
                 posix.rmdir(d)
             except OSError as exc:
@@ -334,8 +336,13 @@ def _controllers_to_enable(d: str, look) -> list[str]:
 
 def _rmtree(d: str) -> None:
     """rmdir ``d`` and the cgroups nested in it, retrying while the kernel says EBUSY."""
-    if not fs.isdir(d):
+    try:
+        posix.rmdir(d)  # the usual case: nothing nested in it, no task still leaving
         return
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError:
+        pass  # nested cgroups, or a task not yet gone: one directory at a time, below
     for sub in fs.walk_dirs_bottom_up(d) + [d]:
         for attempt in range(100):
             try:

@@ -43,6 +43,11 @@ def _check_procfs() -> None:
 
 def mkdir_all(rootfd: int, path: str, mode: int = 0o755) -> int:
     """Create every missing directory of ``path`` inside the root; return an O_PATH fd to it."""
+    try:
+        return open_in_root(rootfd, path, posix.O_PATH | posix.O_DIRECTORY)  # there already: most are
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
     done = ""
     for comp in [c for c in path.split("/") if c]:
         parent = done or "/"

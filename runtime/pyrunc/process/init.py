@@ -68,6 +68,10 @@ def init(plan: Plan, chan: Channel, fifo_fd: int, cgroup) -> NoReturn:
     if plan.has_ns("mount"):
         rootfd = mounts.setup_root(plan)
         mounts.apply_all(plan, rootfd, cgroup)
+    # The parent has written linux.resources meanwhile. Device nodes come after that: v1's
+    # device rules pass through a deny-all while they are written, when mknod would fail.
+    _await_parent(chan, "resources")
+    if plan.has_ns("mount"):
         devices.setup(rootfd, plan.config.get("linux", {}).get("devices", []),
                       defaults=not devices.dev_is_bind(plan.mounts))
         if process.get("terminal"):
