@@ -1,10 +1,11 @@
 #!/bin/bash
-# bench.sh [RUNS] [ROUNDS]: pyrunc against Debian's runc on the same busybox bundle, in one
-# hyperfine run per operation; prints each median and the ratio pyrunc/runc. With ROUNDS > 1
-# the whole set runs again (this VM's speed drifts by 10-20% over a minute, runc's too)
-# and a last table gives each operation's median ratio over the rounds.
+# bench.sh [RUNS] [ROUNDS]: pyrunc against Debian's runc on the same busybox bundle, RUNS
+# timings per operation; prints each median and the ratio pyrunc/runc. With ROUNDS > 1
+# the whole set runs again and a last table gives each operation's median ratio over the
+# rounds. This VM's speed drifts by 10-20% over a minute, so hack/benchtime.py runs the
+# commands it compares interleaved, once each per round, rather than one after the other.
 #
-# The same hyperfine run also times the floor, bare `python -I -S -c pass` (the venv's
+# The same timing also runs the floor, bare `python -I -S -c pass` (the venv's
 # interpreter: no Python program starts sooner), and `runc --version` (runc's own start-up).
 # "above floor" is pyrunc's median minus the floor: what is ours. "runc work" is runc's
 # median minus its --version: an estimate of the kernel work the operation needs in any
@@ -17,7 +18,6 @@ runs=${1:-30}
 rounds=${2:-1}
 pyrunc=$here/.venv/bin/pyrunc
 runc=$(command -v runc) || { echo "bench: apt-get install runc" >&2; exit 1; }
-command -v hyperfine >/dev/null || { echo "bench: apt-get install hyperfine" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "bench: apt-get install time" >&2; exit 1; }
 py=$here/.venv/bin/python
 work=$(mktemp -d /tmp/pyrunc-bench.XXXXXX)
@@ -35,7 +35,7 @@ trap cleanup EXIT
 
 "$here/hack/mkbundle.sh" "$work/bundle" true >/dev/null
 "$here/hack/mkbundle.sh" "$work/sleeper" sleep 100000 >/dev/null
-cmd() {  # cmd RUNTIME ARGS...: the command line hyperfine runs for that runtime
+cmd() {  # cmd RUNTIME ARGS...: the command line timed for that runtime
   local rt=$1 name; shift
   name=$(basename "$rt")
   echo "$rt --root $work/root-$name ${*//@ID@/-$name}"
@@ -44,28 +44,27 @@ for rt in "$pyrunc" "$runc"; do
   $(cmd "$rt" run -d -b "$work/sleeper" bench-state@ID@) >/dev/null
 done
 
-# Every hyperfine run also times the floor and runc's own start-up (see the top).
-refs=(-n floor "$py -I -S -c pass" -n runc-version "$runc --version")
-bench() {  # bench NAME ARGS...: one hyperfine run with both runtimes
+# Every timing also runs the floor and runc's own start-up (see the top), interleaved
+# with the two runtimes' commands round by round (hack/benchtime.py).
+refs=("floor==$py -I -S -c pass" "runc-version==$runc --version")
+bench() {  # bench NAME ARGS...: both runtimes' command
   local name=$1; shift
-  hyperfine -N --warmup 3 --runs "$runs" --export-json "$out/$name.json" \
-    -n pyrunc "$(cmd "$pyrunc" "$@")" -n runc "$(cmd "$runc" "$@")" "${refs[@]}" >/dev/null
+  "$py" "$here/hack/benchtime.py" "$out/$name.json" "$runs" 3 \
+    "pyrunc==$(cmd "$pyrunc" "$@")" "runc==$(cmd "$runc" "$@")" "${refs[@]}"
 }
 bench_prepared() {  # bench_prepared NAME "PREPARE SCRIPT" ARGS...: each run after the runtime's PREPARE
   local name=$1 prep=$2 p r; shift 2
   p=${prep//@RT@/$(cmd "$pyrunc")}; p=${p//@ID@/-pyrunc}
   r=${prep//@RT@/$(cmd "$runc")}; r=${r//@ID@/-runc}
-  hyperfine -N --warmup 3 --runs "$runs" --export-json "$out/$name.json" \
-    --prepare "sh -c '$p'" -n pyrunc "$(cmd "$pyrunc" "$@")" \
-    --prepare "sh -c '$r'" -n runc "$(cmd "$runc" "$@")" \
-    --prepare true --prepare true "${refs[@]}" >/dev/null  # one prepare per command
+  "$py" "$here/hack/benchtime.py" "$out/$name.json" "$runs" 3 \
+    "pyrunc=$p=$(cmd "$pyrunc" "$@")" "runc=$r=$(cmd "$runc" "$@")" "${refs[@]}"
 }
 bench_sh() {  # bench_sh NAME SCRIPT: the same for a script; @RT@ is the runtime command
   local name=$1 script=$2 p r
   p=${script//@RT@/$(cmd "$pyrunc")}; p=${p//@ID@/-pyrunc}
   r=${script//@RT@/$(cmd "$runc")}; r=${r//@ID@/-runc}
-  hyperfine -N --warmup 3 --runs "$runs" --export-json "$out/$name.json" \
-    -n pyrunc "sh -c '$p'" -n runc "sh -c '$r'" "${refs[@]}" >/dev/null
+  "$py" "$here/hack/benchtime.py" "$out/$name.json" "$runs" 3 \
+    "pyrunc==sh -c '$p'" "runc==sh -c '$r'" "${refs[@]}"
 }
 rss() {  # rss NAME "PREPARE SCRIPT" ARGS...: peak RSS (KiB) of one run of each runtime's command
   local name=$1 prep=$2 rt p; shift 2
@@ -92,11 +91,11 @@ for round in $(seq "$rounds"); do
   bench list list
   bench exec exec bench-state@ID@ true  # into the running sleeper
   # 100 sequential `run` of `true` (crun's README compares runtimes with this test): one
-  # hyperfine run each, so the floor and runc --version are not timed here.
+  # run each, so the floor and runc --version are not timed here.
   seq100="for i in \$(seq 100); do @RT@ run -b $work/bundle bench-run@ID@ || exit 1; done"
   p=${seq100//@RT@/$(cmd "$pyrunc")}; r=${seq100//@RT@/$(cmd "$runc")}
-  hyperfine -N --runs 1 --export-json "$out/seq100.json" -n pyrunc "sh -c '${p//@ID@/-pyrunc}'" \
-    -n runc "sh -c '${r//@ID@/-runc}'" >/dev/null
+  "$py" "$here/hack/benchtime.py" "$out/seq100.json" 1 0 "pyrunc==sh -c '${p//@ID@/-pyrunc}'" \
+    "runc==sh -c '${r//@ID@/-runc}'"
 done
 mkdir -p "$work/rss"
 rss run "@RT@ delete -f bench-run@ID@" run -b "$work/bundle" bench-run@ID@

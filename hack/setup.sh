@@ -5,14 +5,14 @@
 #   test suite drives: runc and crun to compare with, the engine lane's packages
 #   (hack/engines-setup.sh: containerd, podman, conmon, catatonit, CNI plugins), qemu and
 #   Debian's kernel for the cgroup-v2 guest lane, Go to build OCI runtime-tools'
-#   validation suite, hyperfine for benchmarks.
+#   validation suite, GNU time for benchmarks.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "setup.sh: run as root" >&2; exit 1; }
 
 pkgs=(busybox-static libseccomp2 libseccomp-dev libffi-dev gcc iproute2 procps python3 python3-venv python3-dev)
 if [ "${1:-}" = --test ]; then
-  pkgs+=(runc crun hyperfine uidmap criu qemu-system-x86 linux-image-amd64
+  pkgs+=(runc crun uidmap criu qemu-system-x86 linux-image-amd64
          kmod cpio xz-utils zstd file e2fsprogs golang-go libcap2-bin time)
 fi
 missing=()

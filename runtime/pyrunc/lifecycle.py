@@ -19,7 +19,7 @@ from pyrunc import crash, fs
 from pyrunc import state as st
 from pyrunc.errors import InvalidStatus, PyruncError, context
 from pyrunc.process.children import kill_quietly, reap
-from pyrunc.process.pidfd import signal_checked
+from pyrunc.process.pidfd import kill_checked, signal_checked
 from pyrunc.undo import Undo
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; start/kill/delete must stay light
@@ -339,7 +339,8 @@ def delete(c: st.Container, force: bool = False) -> None:
     if status != "stopped":
         if not force:  # runtime.md: deleting a container that is not stopped MUST fail
             raise InvalidStatus(c.id, "delete", status)
-        signal_checked(c.pid, c.pid_start, SIGKILL)
+        # a frozen init dies only once thawed, which destroy() does: no wait for it here
+        kill_checked(c.pid, c.pid_start, timeout_ms=0 if status == "paused" else 1000)
     crash.point("delete", "init-killed")
     if c.data.get("cgroup"):
         c.cgroup().destroy()  # SIGKILLs whatever is left in it first, exec'd processes too

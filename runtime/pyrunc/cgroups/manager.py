@@ -194,12 +194,13 @@ class CgroupManager:
         if self._exists() and self.pids():
             if self.mode != "v2" and self.is_frozen():
                 self.thaw()
-            deadline = time.monotonic() + 30
+            deadline, pause = time.monotonic() + 30, 0.001
             while self.pids():
                 if time.monotonic() > deadline:
                     raise CgroupError(f"cgroup: processes {self.pids()} survive SIGKILL")
                 self.kill_all(SIGKILL)
-                time.sleep(0.05)
+                time.sleep(pause)  # most are gone within a millisecond or two
+                pause = min(pause * 2, 0.05)
 
     def _remove_dirs(self, only_ours: bool = False) -> None:
         """rmdir the container's directories (``only_ours``: only those it made itself)."""

@@ -9,9 +9,10 @@ pid 0 or -1 it signals a whole process group or every process: pid <= 1 is refus
 from __future__ import annotations
 
 import posix
+import select
 
 # _signal is the C module: `signal` would first build its enums (start-up time)
-from _signal import pidfd_send_signal
+from _signal import SIGKILL, pidfd_send_signal
 
 from pyrunc.state import pid_start_time
 
@@ -36,6 +37,24 @@ def signal_checked(pid: int, start: int | None, sig: int) -> bool:
     if fd is None:
         return False
     return _send(fd, sig)
+
+
+def kill_checked(pid: int, start: int | None, timeout_ms: int = 1000) -> None:
+    """SIGKILL ``pid`` if it is still the process that started at ``start``, and wait (up to
+    ``timeout_ms``) until it has exited: what comes next (removing its cgroup) needs it gone,
+    and the pidfd says so at once, where polling the cgroup would sleep."""
+    fd = open_checked(pid, start)
+    if fd is None:
+        return
+    try:
+        pidfd_send_signal(fd, SIGKILL)
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)  # readable once the process has exited
+        poller.poll(timeout_ms)
+    except ProcessLookupError:  # exited after the pidfd was opened
+        pass
+    finally:
+        posix.close(fd)
 
 
 def signal_child(pid: int, sig: int) -> bool:

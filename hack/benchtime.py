@@ -1,0 +1,62 @@
+"""benchtime.py OUT RUNS WARMUP NAME=PREPARE=COMMAND ...: time commands interleaved, for hack/bench.sh.
+
+This VM's speed drifts by 10-20% within a minute. Timing one command's runs back to back
+(as hyperfine does) lets that drift fall between two commands, and a millisecond-sized
+difference such as "above floor" drowns in it. So every round here runs each command once,
+in an order that rotates from round to round, after its PREPARE shell script (untimed;
+empty: none). The time is from posix_spawn to the child's exit status; the spawn's own
+cost is the same for every command, and the differences bench.sh reads cancel it.
+
+OUT gets {"results": [{"command": NAME, "median": seconds, "times": [...]}, ...]}.
+The WARMUP first rounds are not counted. A failing command aborts the benchmark.
+PREPARE must not contain "=" (NAME=PREPARE=COMMAND is split at the first two).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+
+def run_once(argv: list[str]) -> float:
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        t0 = time.perf_counter()
+        pid = os.posix_spawnp(argv[0], argv, os.environ,
+                             file_actions=[(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1),
+                                           (os.POSIX_SPAWN_DUP2, null, 2)])
+        _, status = os.waitpid(pid, 0)
+        elapsed = time.perf_counter() - t0
+    finally:
+        os.close(null)
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"benchtime: {' '.join(argv)}: exit status {os.waitstatus_to_exitcode(status)}")
+    return elapsed
+
+
+def main() -> None:
+    out, runs, warmup, specs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+    cmds = []
+    for spec in specs:
+        name, prepare, command = spec.split("=", 2)
+        cmds.append((name, prepare, shlex.split(command)))
+    times: dict[str, list[float]] = {name: [] for name, _, _ in cmds}
+    for rnd in range(warmup + runs):
+        k = rnd % len(cmds)
+        for name, prepare, argv in cmds[k:] + cmds[:k]:
+            if prepare:
+                subprocess.run(["sh", "-c", prepare], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               check=False)
+            t = run_once(argv)
+            if rnd >= warmup:
+                times[name].append(t)
+    with open(out, "w") as f:
+        json.dump({"results": [{"command": n, "median": statistics.median(ts), "times": ts}
+                               for n, ts in times.items()]}, f)
+
+
+if __name__ == "__main__":
+    main()
