@@ -189,7 +189,7 @@ def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: Undo) -> tuple[i
     # Limits go on once the init exists (as runc does at its "ready"): with
     # pids.limit 0 our own pid-namespace fork inside the cgroup would fail.
     cg.set_resources(plan.config.get("linux", {}).get("resources") or {})
-    parent_end.send("resources")  # the init makes its device nodes after this
+    parent_end.send_ahead("resources")  # the init makes its device nodes after this
     crash.point("create", "resources")
     hooks = _config_hooks(plan)
     if hooks is not None:

@@ -75,6 +75,14 @@ class Channel:
     def send(self, kind: str, **fields: object) -> None:
         self.sock.send(_encode(kind, fields))
 
+    def send_ahead(self, kind: str) -> None:
+        """Send a message the peer reads later, when it gets there. A peer that failed
+        before has closed its end: the next recv reads its error, so EPIPE is not ours."""
+        try:
+            self.sock.send(_encode(kind, {}))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
     def send_fd(self, kind: str, fd: int, **fields: object) -> None:
         socket.send_fds(self.sock, [_encode(kind, fields)], [fd])
 
