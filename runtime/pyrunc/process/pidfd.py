@@ -9,7 +9,6 @@ pid 0 or -1 it signals a whole process group or every process: pid <= 1 is refus
 from __future__ import annotations
 
 import posix
-import select
 
 # _signal is the C module: `signal` would first build its enums (start-up time)
 from _signal import SIGKILL, pidfd_send_signal
@@ -43,6 +42,8 @@ def kill_checked(pid: int, start: int | None, timeout_ms: int = 1000) -> None:
     """SIGKILL ``pid`` if it is still the process that started at ``start``, and wait (up to
     ``timeout_ms``) until it has exited: what comes next (removing its cgroup) needs it gone,
     and the pidfd says so at once, where polling the cgroup would sleep."""
+    import select  # here: start, kill and state import this module too, and never wait
+
     fd = open_checked(pid, start)
     if fd is None:
         return
