@@ -141,6 +141,18 @@ def test_paused_processes_do_not_run(pyrunc, bundle, cid):
     wait_for(lambda: tick.read_text() != before, what="ticks after resume")
 
 
+def test_delete_force_of_a_paused_container(pyrunc, bundle, cid):
+    """A frozen init dies only once thawed: delete -f kills it anyway, and leaves no
+    process, cgroup or state."""
+    pid, cg = start(pyrunc, bundle, cid)
+    pyrunc("pause", cid)
+    assert cg.frozen()
+    pyrunc("delete", "--force", cid)
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    assert not any(d.exists() for d in cg.dirs.values()), "cgroup left after delete"
+    assert not (Path(pyrunc.root) / cid).exists()
+
+
 def _expected_after_flags() -> dict[str, str]:
     if V2:
         return {"memory": str(64 * MiB), "reservation": str(32 * MiB), "pids": "30", "cpus": "0",
