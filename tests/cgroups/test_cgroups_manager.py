@@ -29,20 +29,26 @@ def keyed(d: str, name: str) -> dict[str, str]:
 
 
 def vda() -> tuple[int, int]:
-    st = os.stat("/dev/vda")
-    return os.major(st.st_rdev), os.minor(st.st_rdev)
+    """major:minor of a whole disk of this machine (vda here and in the v2 guest; sda or
+    nvme0n1 elsewhere): the first block device that is not a loop, ram or zram device."""
+    for name in sorted(os.listdir("/sys/block")):
+        if not name.startswith(("loop", "ram", "zram")) and rd(f"/sys/block/{name}", "size") != "0":
+            major, minor = rd(f"/sys/block/{name}", "dev").split(":")
+            return int(major), int(minor)
+    pytest.skip("this machine has no disk block device in /sys/block")
 
 
 def openable_block_device() -> str:
     """A block device this (unconfined) test process may open read-write; the
     host's sandbox forbids opening its root disk, the v2 guest has no loop."""
-    for dev in ("/dev/loop0", "/dev/vda"):
+    names = sorted(os.listdir("/sys/block"), key=lambda n: not n.startswith("loop"))
+    for dev in (f"/dev/{name}" for name in names):
         try:
             os.close(os.open(dev, os.O_RDWR))
             return dev
         except OSError:
             continue
-    pytest.fail("no openable block device for the device-cgroup check")
+    pytest.skip("no block device in /sys/block that this process may open read-write")
 
 
 @pytest.fixture
@@ -56,7 +62,7 @@ def bfq_loop():
         if rd(f"/sys/block/{name}", "size") != "0":
             continue   # attached to a file: in use
         old = rd(f"/sys/block/{name}/queue", "scheduler")
-        if "bfq" not in old:
+        if "bfq" not in old.replace("[", " ").replace("]", " ").split():
             continue
         old = old.split("[")[1].split("]")[0]
         with open(sched, "w") as f:
@@ -68,7 +74,8 @@ def bfq_loop():
             with open(sched, "w") as f:
                 f.write(old)
         return
-    pytest.fail("no idle loop device with the bfq scheduler")
+    pytest.skip("the kernel offers no BFQ I/O scheduler (CONFIG_IOSCHED_BFQ) on an idle loop device: "
+                "v1's blkio.bfq.weight files need it")
 
 
 def all_dirs_gone(m) -> bool:
@@ -281,11 +288,11 @@ def _common_resources() -> dict:
 
 
 @v1_only
-def test_v1_every_resource_read_back(mgr, procs, bfq_loop):
+def test_v1_every_resource_read_back(mgr, procs):
     p = procs.sleep()
     mgr.apply(p.pid)
     res = _common_resources()
-    res["blockIO"]["weightDevice"] = [{"major": bfq_loop[0], "minor": bfq_loop[1], "weight": 300}]
+    del res["blockIO"]["weight"], res["blockIO"]["weightDevice"]  # BFQ's: test_v1_bfq_weights
     res["memory"].update(kernelTCP=32 * MiB, swappiness=10, disableOOMKiller=True,
                          useHierarchy=True, kernel=32 * MiB)
     res["cpu"].update(realtimePeriod=500000, realtimeRuntime=0, idle=0)
@@ -309,8 +316,6 @@ def test_v1_every_resource_read_back(mgr, procs, bfq_loop):
     assert rd(cpuset, "cpuset.mems") == "0"
     assert rd(mgr.dir_of("pids"), "pids.max") == "20"
     blk, (maj, mnr) = mgr.dir_of("blkio"), vda()
-    assert rd(blk, "blkio.bfq.weight").split()[-1] == "500"
-    assert f"{bfq_loop[0]}:{bfq_loop[1]} 300" in rd(blk, "blkio.bfq.weight_device")
     assert rd(blk, "blkio.throttle.read_bps_device") == f"{maj}:{mnr} {MiB}"
     assert rd(blk, "blkio.throttle.write_bps_device") == f"{maj}:{mnr} {2 * MiB}"
     assert rd(blk, "blkio.throttle.read_iops_device") == f"{maj}:{mnr} 100"
@@ -326,6 +331,30 @@ def test_v1_every_resource_read_back(mgr, procs, bfq_loop):
     assert rd(mem, "memory.memsw.limit_in_bytes") == str(300 * MiB)
     assert rd(mgr.dir_of("pids"), "pids.max") == "max"
     assert len(rd(mgr.dir_of("devices"), "devices.list").splitlines()) == 11   # untouched
+
+
+@v1_only
+def test_v1_bfq_weights(mgr, procs, bfq_loop):
+    p = procs.sleep()
+    mgr.apply(p.pid)
+    mgr.set_resources({"blockIO": {"weight": 500, "weightDevice": [
+        {"major": bfq_loop[0], "minor": bfq_loop[1], "weight": 300}]}})
+    blk = mgr.dir_of("blkio")
+    assert rd(blk, "blkio.bfq.weight").split()[-1] == "500"
+    assert f"{bfq_loop[0]}:{bfq_loop[1]} 300" in rd(blk, "blkio.bfq.weight_device")
+
+
+@v1_only
+def test_v1_weight_without_a_weight_file_is_refused(mgr, procs):
+    """No CFQ (gone since 5.0) and no BFQ: the weight cannot be set, and the error names the
+    field, as runc fails on the missing file. Only where the kernel really lacks both."""
+    p = procs.sleep()
+    mgr.apply(p.pid)
+    blk = mgr.dir_of("blkio")
+    if any(os.path.exists(os.path.join(blk, f)) for f in ("blkio.weight", "blkio.bfq.weight")):
+        pytest.skip("this kernel has a blkio weight file (CFQ or BFQ): nothing to refuse")
+    with pytest.raises(PyruncError, match=r"linux\.resources\.blockIO\.weight"):
+        mgr.set_resources({"blockIO": {"weight": 500}})
 
 
 @pytest.fixture
