@@ -34,7 +34,7 @@ for n in "$@"; do
     t0=$(now)
     for id in $(ids "$n" "$name"); do "$rt" --root "$root" create -b "$work/bundle" "$id" >/dev/null; done
     t1=$(now)
-    sleep 1  # pyrunc's init sheds its memory just after create returns
+    sleep 1  # pyrunc's init enters the sealed launcher just after create returns
     read -r pss rss < <("$rt" --root "$root" list -f json | python3 -c '
 import json, sys
 pss = rss = 0

@@ -196,6 +196,9 @@ print(os.read(r, 65536).decode())
 """
 
 
+LAUNCHER_EXE = "/memfd:pyrunc-launch (deleted)"
+
+
 def probe(init: int, target: int) -> dict:
     inner = Path(f"/proc/{target}/status").read_text().split("NSpid:")[1].split("\n")[0].split()[-1]
     proc = subprocess.run([sys.executable, "-c", PROBE, str(init), str(target), inner], capture_output=True,
@@ -214,12 +217,11 @@ def test_container_process_cannot_reach_pyrunc_exe(pyrunc, bundle, cid):
     bundle.sh("exec sleep 1000")
     pyrunc("create", "--bundle", str(bundle.path), cid)
     init = pyrunc.state(cid)["pid"]
-    host_exe = os.readlink(f"/proc/{init}/exe")
-    assert "python" in host_exe  # the waiting init is pyrunc: the host's interpreter
+    assert os.readlink(f"/proc/{init}/exe") == LAUNCHER_EXE  # the waiting init is the sealed launcher
     assert_unreachable(probe(init, init))
     # Control: once the init has exec'd the (dumpable) program, the same probe reaches it.
     pyrunc("start", cid)
-    wait_for(lambda: "python" not in os.readlink(f"/proc/{init}/exe"), what="the exec")
+    wait_for(lambda: os.readlink(f"/proc/{init}/exe") != LAUNCHER_EXE, what="the exec")
     seen = probe(init, init)
     assert seen["exe_read"] == "opened" and seen["exe_link"] == "/bin/busybox", seen
 
@@ -260,8 +262,8 @@ def test_channel_refuses_unexpected_messages():
 
 
 def test_pyrunc_exe_unreachable_while_it_execs_for_create_and_exec(pyrunc, bundle, cid, tmp_path):
-    # An agent holds every execve until the test releases it: the caller is then still
-    # pyrunc (the host's Python), caught in its very last syscall.
+    # An agent holds every execve until the test releases it: pyrunc's execveat of the
+    # launcher, then the launcher's execve of the program, each caught in the act.
     held: queue.Queue = queue.Queue()
 
     def hold(pid: int, _nr: int) -> tuple[int, int]:
@@ -280,19 +282,27 @@ def test_pyrunc_exe_unreachable_while_it_execs_for_create_and_exec(pyrunc, bundl
         bundle.args("sleep", "1000")
         pyrunc("create", "--bundle", str(bundle.path), cid)
         init = pyrunc.state(cid)["pid"]
+        # 1. pyrunc enters the sealed launcher: the caller is still pyrunc (the host's Python)
+        pid, release = held.get(timeout=30)
+        assert pid == init and "python" in os.readlink(f"/proc/{init}/exe")
+        assert_unreachable(probe(init, init))
+        release.set()
+        wait_for(lambda: os.readlink(f"/proc/{init}/exe") == LAUNCHER_EXE, what="the launcher")
+        # 2. the launcher execs the program: the caller's exe is the sealed launcher
         pyrunc("start", cid)
         pid, release = held.get(timeout=30)
-        assert pid == init and "python" in os.readlink(f"/proc/{init}/exe")  # pyrunc, inside execve
+        assert pid == init and os.readlink(f"/proc/{init}/exe") == LAUNCHER_EXE
         assert_unreachable(probe(init, init))
         release.set()
         wait_for(lambda: "busybox" in os.readlink(f"/proc/{init}/exe"), what="the init's execve")
 
         exec_proc = subprocess.Popen(pyrunc.cmd("exec", "-d", cid, "sleep", "999"), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        pid, release = held.get(timeout=30)
-        assert pid != init and "python" in os.readlink(f"/proc/{pid}/exe")  # the exec'd one, still pyrunc
-        assert_unreachable(probe(init, pid))
-        release.set()
+        for caller in ("python", LAUNCHER_EXE):  # the same two steps for exec
+            pid, release = held.get(timeout=30)
+            assert pid != init and caller in os.readlink(f"/proc/{pid}/exe")
+            assert_unreachable(probe(init, pid))
+            release.set()
         assert exec_proc.wait(30) == 0
     finally:
         if exec_proc is not None and exec_proc.poll() is None:
@@ -300,3 +310,21 @@ def test_pyrunc_exe_unreachable_while_it_execs_for_create_and_exec(pyrunc, bundl
             exec_proc.wait()
         gate.finish()
     assert not gate.errors, gate.errors
+
+
+@pytest.mark.parametrize("pivot", ["--no-pivot", "pivot_root"])
+def test_nested_userns_cannot_mount_an_unmasked_procfs(pyrunc, bundle, cid, pivot):
+    """The kernel lets a user namespace mount a procfs only while a fully visible one is in
+    its mount namespace. --no-pivot's MS_MOVE + chroot would keep the host's /proc and /sys
+    there (issue 25): they are detached first. Control: the same probe succeeds in a
+    container whose own /proc is left unmasked, so the probe can tell."""
+    probe = "unshare -mrpf sh -c 'mount -t proc none /proc' 2>/dev/null && echo mounted || echo refused"
+    bundle.sh(probe)
+    # A user: mapping uid 0 of the parent namespace needs CAP_SETFCAP (Linux >= 5.12)
+    bundle.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    bundle.write()
+    extra = ["--no-pivot"] if pivot == "--no-pivot" else []
+    assert pyrunc("run", *extra, "-b", str(bundle.path), cid).stdout == "refused\n"
+    bundle.config["linux"]["maskedPaths"] = bundle.config["linux"]["readonlyPaths"] = []
+    bundle.write()
+    assert pyrunc("run", *extra, "-b", str(bundle.path), cid + "c").stdout == "mounted\n"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -211,3 +212,25 @@ def test_state_on_stdin_is_valid_json(pyrunc, bundle, cid, tmp_path):
 
 def test_features_lists_the_hooks(pyrunc):
     assert json.loads(pyrunc("features").stdout)["hooks"] == list(KINDS)
+
+
+def test_hooks_get_only_stdio(pyrunc, bundle, cid, tmp_path):
+    """Every hook starts with fds 0, 1 and 2 alone: nothing of the runtime's (its state dir,
+    channel, the init's exec.fifo, the container's preserved fds) leaks into it."""
+    logdir = tmp_path / "fds"
+    logdir.mkdir()
+    bundle.config["mounts"].append({"destination": "/fds", "type": "bind", "source": str(logdir),
+                                    "options": ["rbind", "rw"]})
+    bundle.config["hooks"] = {}
+    for kind in KINDS:
+        where = "/fds" if kind == "startContainer" else str(logdir)
+        # the hook's fds as ls sees them: the shell becomes ls, which adds its directory (3)
+        bundle.config["hooks"][kind] = [{"path": "/bin/sh", "args": [
+            "sh", "-c", f"cat >/dev/null; exec ls /proc/self/fd >{where}/{kind}"]}]
+    bundle.args("true").write()
+    # fd 3 is the container's (--preserve-fds), not the hooks'
+    cmd = " ".join(pyrunc.cmd("run", "--preserve-fds", "1", "--bundle", str(bundle.path), cid))
+    pyrunc.ids.add(cid)
+    subprocess.run(["sh", "-c", f"exec 3</dev/null; exec {cmd}"], check=True, timeout=60, start_new_session=True)
+    seen = {kind: (logdir / kind).read_text().split() for kind in KINDS}
+    assert seen == {kind: ["0", "1", "2", "3"] for kind in KINDS}

@@ -1,18 +1,23 @@
-"""The container process's last step (process/launch.py, syscalls/launch.c).
+"""The container process's last step (process/launch.py, syscalls/launcher.c).
 
-A created container's init waits for `start` in C, having given the interpreter's memory
-back first (issue 17); then it closes our fds, installs the filter, sets the deferred
-capabilities and calls execve, reporting any failure in one line. Checked from the host
-(/proc/<init>/smaps, status) and by what the program then sees and does.
+A created container's init waits for `start` as the sealed launcher, a static program in
+a sealed memfd, not as an interpreter (issues 17 and 25); then it closes our fds, sets the
+capabilities, installs the filter and calls execve, reporting any failure in one line.
+Checked from the host (/proc/<init>/exe, smaps, status) and by what the program then sees.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
-import sys
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from helpers import wait_for
+
+LAUNCHER_EXE = "/memfd:pyrunc-launch (deleted)"
 
 SIGPIPE_BIT, SIGXFSZ_BIT = 1 << 12, 1 << 24  # SigIgn: bit n-1 for signal n
 
@@ -30,64 +35,75 @@ def mappings(pid: int) -> list[dict]:
     return out
 
 
-def interpreter_pages(pid: int) -> dict[str, int]:
-    """kB of the heap and of the interpreter's own writable data that are resident."""
-    exe = os.path.realpath(sys.executable)
-    maps = mappings(pid)
-    return {"heap": sum(m["Rss"] for m in maps if m["path"] == "[heap]"),
-            "data": sum(m["Private_Dirty"] for m in maps if m["path"] == exe and "w" in m["perms"])}
-
-
 def created(pyrunc, bundle, cid: str) -> int:
     pyrunc("create", "--bundle", str(bundle.path), cid)
-    init = pyrunc.state(cid)["pid"]
-    assert os.path.realpath(f"/proc/{init}/exe") == os.path.realpath(sys.executable)
-    return init
+    return pyrunc.state(cid)["pid"]
 
 
-def shed(pid: int) -> bool:
-    return interpreter_pages(pid) == {"heap": 0, "data": 0}
-
-
-def test_waiting_init_gives_back_the_interpreters_memory(pyrunc, bundle, cid):
+def test_waiting_init_is_the_sealed_launcher(pyrunc, bundle, cid):
     bundle.sh("{ echo started; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; } >/out")
     bundle.config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
                                          "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}
     bundle.write()
     init = created(pyrunc, bundle, cid)
-    # The init sheds right after create returns: wait for it, then nothing may come back.
-    wait_for(lambda: shed(init), what=f"the init to shed its memory, now {interpreter_pages(init)}")
-    assert sum(m.get("Anonymous", 0) for m in mappings(init)) < 1024  # kB: from ~4 MiB
+    assert os.readlink(f"/proc/{init}/exe") == LAUNCHER_EXE
+    maps = mappings(init)
+    assert not any("python" in m["path"] or m["path"].endswith(".so") for m in maps), maps  # no interpreter left
+    pss = sum(m.get("Pss", 0) for m in maps)
+    assert pss < 100, f"the waiting init holds {pss} kB"  # runc's: ~1.7 MiB
     with open(f"/proc/{init}/status") as f:
-        assert "Seccomp:\t0\n" in f.read()  # the filter comes with start, not before
+        status = f.read()
+    assert "Seccomp:\t0\n" in status  # the filter comes with start, not before
+    assert Path(f"/proc/{init}/cmdline").read_bytes().split(b"\0")[0] == b"pyrunc-launch"
     pyrunc("start", cid)
     wait_for(lambda: pyrunc.state(cid)["status"] == "stopped", what="the program to end")
     assert (bundle.rootfs / "out").read_text().split() == ["started", "NoNewPrivs:", "1", "Seccomp:", "2"]
 
 
-def test_lookalike_proc_is_not_trusted(pyrunc, bundle, cid):
-    """No proc mount: the rootfs's own /proc/self/maps, a plain file, must not steer which
-    pages go. It claims the whole address space in 64 GiB slices, so only the slices holding
-    the init's stack, TCB or code would be spared. The init keeps its memory and starts."""
-    bundle.config["mounts"] = [m for m in bundle.config["mounts"] if m["destination"] != "/proc"]
-    bundle.config["linux"]["maskedPaths"] = bundle.config["linux"]["readonlyPaths"] = []  # they need a procfs
-    (bundle.rootfs / "proc/self").mkdir(parents=True)
-    (bundle.rootfs / "proc/self/maps").write_text("".join(
-        f"{lo:08x}-{lo + (1 << 36):08x} rw-p 00000000 00:00 0\n" for lo in range(0, 1 << 47, 1 << 36)))
-    bundle.sh("echo started >/out").write()
+def test_launcher_is_sealed_and_execute_only(pyrunc, bundle, cid):
+    """What a container process could reach through /proc/<init>/exe (with CAP_SYS_PTRACE:
+    the host's root here) cannot be changed: every write seal, mode 0111."""
+    bundle.args("sleep", "1000")
     init = created(pyrunc, bundle, cid)
-    pages = interpreter_pages(init)
-    assert pages["heap"] > 0 and pages["data"] > 0, pages
-    pyrunc("start", cid)
-    wait_for(lambda: pyrunc.state(cid)["status"] == "stopped", what="the program to end")
-    assert (bundle.rootfs / "out").read_text() == "started\n"
+    fd = os.open(f"/proc/{init}/exe", os.O_RDONLY)
+    try:
+        seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+        want = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
+        assert seals & want == want, hex(seals)
+        assert os.fstat(fd).st_mode & 0o7777 == 0o111
+    finally:
+        os.close(fd)
+    try:  # busy while it runs (ETXTBSY); were it not, the seals stop the write
+        fd = os.open(f"/proc/{init}/exe", os.O_WRONLY)
+    except OSError as exc:
+        assert exc.errno == errno.ETXTBSY, exc
+    else:
+        try:
+            with pytest.raises(PermissionError):
+                os.write(fd, b"x")
+        finally:
+            os.close(fd)
+
+
+def test_no_sealed_launcher_no_container(pyrunc, bundle, cid):
+    """vm.memfd_noexec=2 forbids executable memfds (in this pid namespace and below): create
+    refuses, naming why, rather than run the container's program from the interpreter."""
+    if not os.path.exists("/proc/sys/vm/memfd_noexec"):
+        pytest.skip("the kernel has no vm.memfd_noexec (Linux < 6.3)")
+    script = f"echo 2 >/proc/sys/vm/memfd_noexec && exec {' '.join(pyrunc.cmd('run', '--bundle', str(bundle.path), cid))}"
+    proc = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", script],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [
+        f"pyrunc: run {cid}: memfd_create: EACCES (vm.memfd_noexec forbids executable memfds): "
+        "without a sealed launcher the container could reach the host's Python; refusing"], proc.stderr
 
 
 @pytest.mark.parametrize("how", ["run", "exec"])
 def test_exec_failure_is_one_line(pyrunc, bundle, cid, how):
-    """execve fails after every check passed (not an executable format): after shedding
-    only stderr is left (run: the init exits 1), otherwise the error reaches pyrunc (exec
-    exits 255, as runc's exec does for its own errors)."""
+    """execve fails after every check passed (not an executable format): for the init only
+    stderr is left (run: the init exits 1); exec's launcher reports on its channel to pyrunc
+    (exec exits 255, as runc's exec does for its own errors)."""
     bad = bundle.rootfs / "bad"
     bad.write_bytes(b"\x00\x01 neither ELF nor a script\n")
     bad.chmod(0o755)

@@ -85,7 +85,7 @@ def _run_one(label: str, hook: dict, payload: bytes) -> None:
             # Its own process group: a timeout kills what the hook started, too.
             pid = posix.posix_spawn(path, argv, env, setsigdef=(SIGPIPE, SIGXFSZ), setpgroup=0, file_actions=[
                 (posix.POSIX_SPAWN_DUP2, in_r, 0), (posix.POSIX_SPAWN_DUP2, out_w, 1),
-                (posix.POSIX_SPAWN_DUP2, out_w, 2)])
+                (posix.POSIX_SPAWN_DUP2, out_w, 2), *_close_the_rest()])
         except OSError as exc:
             raise HookError(f"{label}: cannot run: {exc.strerror}") from None
         for fd in (in_r, out_w, in_w):  # in_w: _wait closes it once the state is written
@@ -100,6 +100,17 @@ def _run_one(label: str, hook: dict, payload: bytes) -> None:
         why = f"exit status {status}" if status > 0 else f"killed by signal {-status}"
         tail = output.decode(errors="replace").strip().replace("\n", "; ")
         raise HookError(f"{label}: {why}" + (f": {tail}" if tail else ""))
+
+
+def _close_the_rest() -> list[tuple[int, int]]:
+    """A hook gets fds 0-2 alone: posix_spawn closes nothing by itself, and some of ours are
+    inheritable (the container's preserved fds, the init's fifo). Closing a descriptor that
+    is not open is no error for posix_spawn; without a procfs every number up to 1024 goes."""
+    try:
+        fds = [int(name) for name in posix.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(1024))
+    return [(posix.POSIX_SPAWN_CLOSE, fd) for fd in fds if fd > 2]
 
 
 def _env_dict(env: list[str]) -> dict[str, str]:

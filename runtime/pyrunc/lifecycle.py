@@ -149,24 +149,29 @@ def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: Undo) -> tuple[i
     pid and the channel to it, over which create tells the init it may outlive us."""
     from pyrunc.linux import confine, namespaces
     from pyrunc.process import init as child
+    from pyrunc.process.launch import sealed_launcher
     from pyrunc.process.protocol import Channel
     from pyrunc.syscalls import calls as sc
 
     # Orphans of our children come to us while create runs, so a failed setup can still
     # be reaped; on success they pass on to our caller's subreaper (containerd's shim, conmon).
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    launcher_fd = sealed_launcher()  # before the fork: its file is out of the child's reach later
     parent_end, child_end = Channel.pair()
     gc_was_on = gc.isenabled()
     gc.disable()  # no collector run in the child between fork and exec
     # born in the cgroup2 directory, and in a new pid namespace, where the kernel lets us
-    pid, placed, born = cg.fork_into(namespaces.born_in(plan))
-    if pid == 0:
-        try:
-            parent_end.close()
-            posix.close(c.dir_fd)  # the child must not hold the state lock
-            child.bootstrap(plan, child_end, fifo_fd, cg, born)
-        finally:
-            posix._exit(1)
+    try:
+        pid, placed, born = cg.fork_into(namespaces.born_in(plan))
+        if pid == 0:
+            try:
+                parent_end.close()
+                posix.close(c.dir_fd)  # the child must not hold the state lock
+                child.bootstrap(plan, child_end, fifo_fd, cg, born, launcher_fd)
+            finally:
+                posix._exit(1)
+    finally:
+        posix.close(launcher_fd)
     if gc_was_on:
         gc.enable()
     child_end.close()

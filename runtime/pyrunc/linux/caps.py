@@ -140,11 +140,13 @@ def final(sets: CapSets) -> tuple[int, int, int, int]:
     return eff, perm, inh, amb
 
 
-def apply(sets: CapSets) -> None:
-    """Steps 3 and 4, now (else process/launch.py sets them, just before execve)."""
+def apply(sets: CapSets) -> tuple[int, int, int, int]:
+    """Steps 3 and 4, now (else the launcher sets them, just before execve); returns the sets."""
     from pyrunc.syscalls import calls as sc
 
-    _warn_ambient(sc.set_capabilities(*final(sets)), "refused by the kernel")
+    decided = final(sets)
+    _warn_ambient(sc.set_capabilities(*decided), "refused by the kernel")
+    return decided
 
 
 def _warn_ambient(mask: int, why: str) -> None:

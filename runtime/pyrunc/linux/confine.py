@@ -4,17 +4,23 @@
 with a ConfigError before anything exists); the other functions run on the
 container side, in this order, for `create` (process/init.py) and for `exec`:
 
-    before_user_switch(c)        LSM exec labels; KEEPCAPS; drop the bounding set
+    before_user_switch(c)        open the LSM exec attributes; KEEPCAPS; drop the bounding set
     execute.switch_user(user)
     after_user_switch(c)         no_new_privs; the final capability sets
     before_ready(c, chan)        only with SCMP_ACT_NOTIFY: install, hand the listener fd to the parent
     ... "ready" ...
-    final_steps(c)               what process/launch.py does after the wait for start, just
-                                 before execve: the seccomp filter, the deferred capabilities
+    install_early(c)             a deferred filter (below); before startContainer hooks, any
+                                 filter: they run under it, as in runc
+    final_steps(c)               what the launcher (process/launch.py) does after the wait for
+                                 start, just before execve: the labels, the capability sets
+                                 (again: its own execve changed them), the seccomp filter
 
 Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: when the final
 effective set lacks it, the capability sets are applied just after the filter
-("deferred"), so the filter must allow capset and prctl (as with runc).
+("deferred"), so the filter must allow capset and prctl (as with runc). Such a
+filter goes in before the launcher's execve, which would drop the CAP_SYS_ADMIN held
+for it; a filter installed before the launcher (deferred, SCMP_ACT_NOTIFY, before
+startContainer hooks) must also allow execveat and the launcher's few syscalls.
 """
 from __future__ import annotations
 
@@ -29,13 +35,19 @@ if TYPE_CHECKING:
     from pyrunc.linux.seccomp import Program
 
 
+NO_LABELS = ((-1, ""), (-1, ""))
+
+
 class Confinement:
-    __slots__ = ("caps", "no_new_privs", "seccomp", "process", "deferred")
+    __slots__ = ("caps", "no_new_privs", "seccomp", "process", "deferred", "labels", "final", "installed")
 
     def __init__(self, caps: capmod.CapSets, no_new_privs: bool, seccomp: Program | None,
                  process: dict) -> None:
         self.caps, self.no_new_privs, self.seccomp, self.process = caps, no_new_privs, seccomp, process
         self.deferred = seccomp is not None and not no_new_privs and not caps.has_effective(capmod.CAP_SYS_ADMIN)
+        self.labels = NO_LABELS  # the container side's (apparmor, selinux) (exec attribute fd, label)
+        self.final: tuple[int, int, int, int] | None = None  # the capability sets, once decided
+        self.installed = False  # the filter is in place already (notify, startContainer hooks)
 
 
 def prepare(process: dict, linux: dict) -> Confinement:
@@ -49,7 +61,7 @@ def prepare(process: dict, linux: dict) -> Confinement:
 
 
 def before_user_switch(c: Confinement) -> None:
-    lsm.apply_exec_labels(c.process)
+    c.labels = lsm.open_exec_labels(c.process)  # written by the launcher: they apply at the next execve
     capmod.drop_bounding(c.caps)
 
 
@@ -61,14 +73,23 @@ def after_user_switch(c: Confinement) -> None:
     if c.deferred:
         capmod.hold_for_seccomp()
     else:
-        capmod.apply(c.caps)
+        c.final = capmod.apply(c.caps)
 
 
 def _install(c: Confinement) -> int:
     fd = _seccomp().install(c.seccomp)  # type: ignore[arg-type]
     if c.deferred:
-        capmod.apply(c.caps)
+        c.final = capmod.apply(c.caps)
+    c.installed = True
     return fd
+
+
+def install_early(c: Confinement, any_filter: bool = False) -> None:
+    """The filter now, before the launcher would: a deferred one needs the CAP_SYS_ADMIN we
+    hold, which the launcher's execve drops; startContainer hooks run under any (``any_filter``).
+    Not a notify filter: that one is in place already (before_ready)."""
+    if c.seccomp is not None and not c.installed and (c.deferred or any_filter):
+        _install(c)
 
 
 def before_ready(c: Confinement, chan) -> None:
@@ -82,12 +103,14 @@ def before_ready(c: Confinement, chan) -> None:
         posix.close(fd)
 
 
-def final_steps(c: Confinement) -> tuple[bytes | None, int, tuple[int, int, int, int] | None]:
-    """(BPF, seccomp flags, deferred capability sets) for the last moment; the capabilities
-    are decided (and warned about) now, as they would be after the filter."""
-    if c.seccomp is None or c.seccomp.notify:  # none, or installed by before_ready
-        return None, 0, None
-    return c.seccomp.bpf, c.seccomp.flags, capmod.final(c.caps) if c.deferred else None
+def final_steps(c: Confinement) -> tuple[bytes | None, int, tuple[int, int, int, int]]:
+    """(BPF or None when it is in place already, seccomp flags, the exact capability sets)
+    for the launcher; deferred capabilities are decided (and warned about) now, as they
+    would be after the filter."""
+    final = c.final if c.final is not None else capmod.final(c.caps)
+    if c.seccomp is None or c.installed:
+        return None, 0, final
+    return c.seccomp.bpf, c.seccomp.flags, final
 
 
 def hand_over_listener(c: Confinement, chan, state: dict, pid: int) -> None:

@@ -10,13 +10,15 @@ option fails with EINVAL). Running the container without the confinement the
 user asked for would be a silent security downgrade; we only report it
 earlier and more clearly.
 
-Both process labels take effect at execve; the container side writes them to
-the exec attribute through a procfs that cannot be redirected (linux.procfs),
-before it drops its capabilities.
+Both process labels take effect at the next execve; the container side opens
+the exec attribute through a procfs that cannot be redirected (linux.procfs)
+before it drops its capabilities, and the launcher writes them right before
+the program's execve (its own execve comes first).
 """
 from __future__ import annotations
 
 import errno
+import posix
 
 from pyrunc import fs
 from pyrunc.errors import ConfigError, context
@@ -70,18 +72,24 @@ def label_mounts(mounts: list, mount_label: str | None) -> None:
             op.opts.data.append(f'context="{mount_label}"')
 
 
-def apply_exec_labels(process: dict) -> None:
-    """Container side, before the capability drop: the labels the program will run with."""
+def open_exec_labels(process: dict) -> tuple[tuple[int, str], tuple[int, str]]:
+    """Container side, before the capability drop: the exec attributes to write the labels to,
+    ((apparmor fd, text), (selinux fd, text)), fd -1 where none. A label applies at the next
+    execve, so the launcher writes them just before the program's (process/launch.py)."""
+    apparmor: tuple[int, str] = (-1, "")
+    selinux: tuple[int, str] = (-1, "")
     profile = process.get("apparmorProfile")
     if profile:
         with context("process.apparmorProfile"):
             try:  # the per-LSM directory (Linux >= 5.1) first, the shared file on older kernels
-                procfs.write("self/attr/apparmor/exec", f"exec {profile}".encode())
+                fd = procfs.open_proc("self/attr/apparmor/exec", posix.O_WRONLY)
             except OSError as exc:
                 if exc.errno != errno.ENOENT:
                     raise
-                procfs.write("self/attr/exec", f"exec {profile}".encode())
+                fd = procfs.open_proc("self/attr/exec", posix.O_WRONLY)
+            apparmor = (fd, f"exec {profile}")
     label = process.get("selinuxLabel")
     if label:
         with context("process.selinuxLabel"):
-            procfs.write("self/attr/exec", label.encode())
+            selinux = (procfs.open_proc("self/attr/exec", posix.O_WRONLY), label)
+    return apparmor, selinux

@@ -26,6 +26,7 @@ def pivot(rootfs: str, no_pivot: bool, propagation: str | None = None) -> None:
     if no_pivot:
         # MS_MOVE + chroot for hosts whose root is not a mount (initramfs); weaker, hence opt-in.
         with context("--no-pivot"):
+            _detach_host_proc_sys(rootfs)
             sc.mount(rootfs, "/", None, sc.MS_MOVE)
             posix.chroot(".")
     else:
@@ -49,6 +50,28 @@ def pivot(rootfs: str, no_pivot: bool, propagation: str | None = None) -> None:
         # recursive change of the host tree before the mounts) gave them.
         with context(f"linux.rootfsPropagation {propagation}"):
             sc.mount(None, "/", None, PROPAGATION[propagation] & ~sc.MS_REC)
+
+
+def _detach_host_proc_sys(rootfs: str) -> None:
+    """Without pivot_root the host's mounts stay in the container's mount namespace, under
+    the new root. A fully visible procfs or sysfs among them lets a user namespace nested in
+    the container mount a fresh, unmasked one (the kernel's mount_too_revealing): detach
+    them, or cover them with an empty read-only tmpfs where they cannot go (locked)."""
+    from pyrunc import fs
+
+    with open("/proc/self/mountinfo") as f:
+        entries = [line.split() for line in f]
+    points = [fs.unescape_mountinfo(e[4]) for e in entries if e[e.index("-") + 1] in ("proc", "sysfs")]
+    inside = rootfs.rstrip("/") + "/"
+    gone: list[str] = []
+    for point in sorted(p for p in points if not (p + "/").startswith(inside)):
+        if any((point + "/").startswith(g.rstrip("/") + "/") for g in gone):
+            continue  # went with a parent detached before
+        try:
+            sc.umount2(point, sc.MNT_DETACH)
+            gone.append(point)
+        except OSError:
+            sc.mount("tmpfs", point, "tmpfs", _MASK_FLAGS, "size=0,mode=0555")
 
 
 def chroot(rootfs: str) -> None:

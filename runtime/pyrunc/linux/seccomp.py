@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import posix
 import stat
+from _struct import pack
 
 from pyrunc import jsonio, log
 from pyrunc import unixsock as socket
@@ -78,7 +79,7 @@ def compile_profile(prof: dict, where: str = "linux.seccomp") -> Program:
                 flt.add_arch(token)
         for i, rule in enumerate(prof.get("syscalls") or []):
             _add_rule(flt, rule, default, f"{where}.syscalls[{i}]")
-        bpf = flt.export_bpf()
+        bpf = _enosys_stub(prof, default) + flt.export_bpf()
     finally:
         flt.close()
     flags = 0
@@ -95,6 +96,37 @@ def compile_profile(prof: dict, where: str = "linux.seccomp") -> Program:
         log.debug(f"{where}.flags: WAIT_KILLABLE_RECV ignored, no SCMP_ACT_NOTIFY rule")
         flags &= ~FLAGS["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]
     return Program(bpf, flags, listener, prof.get("listenerMetadata"))
+
+
+_X32_BIT, _AUDIT_ARCH_X86_64 = 0x40000000, 0xC000003E
+_PERMISSIVE = (ACT_ALLOW, ACT_LOG, ACT_TRACE)
+
+
+def _enosys_stub(prof: dict, default: int) -> bytes:
+    """BPF to run before libseccomp's: on this machine's architecture, a syscall newer than
+    every one the profile names gets ENOSYS, not the default action. Programs fall back on
+    ENOSYS (glibc: clone3 -> clone, faccessat2, openat2); an EPERM from an older profile
+    breaks them. runc patches its filters the same way; like runc, not where the default
+    lets syscalls through (the kernel answers ENOSYS itself) or already is ENOSYS. x32
+    syscalls stay with the filter."""
+    from pyrunc.syscalls import seccomp_calls as sc
+
+    if default & 0xFFFF0000 in _PERMISSIVE or default == ACT_ERRNO | errno.ENOSYS:
+        return b""
+    named = [sc.resolve_syscall(name) for rule in prof.get("syscalls") or [] for name in rule["names"]]
+    last = max((nr for nr in named if nr >= 0), default=-1)
+    if last < 0:
+        return b""
+    arch = sc.native_arch()
+    x32 = arch == _AUDIT_ARCH_X86_64
+    code = [(0x20, 0, 0, 4),  # A = arch
+            (0x15, 0, 3 + x32, arch),  # another architecture: on to the filter
+            (0x20, 0, 0, 0)]  # A = syscall number
+    if x32:
+        code.append((0x45, 2, 0, _X32_BIT))
+    code += [(0x25, 0, 1, last),  # newer than the profile: ENOSYS
+             (0x06, 0, 0, ACT_ERRNO | errno.ENOSYS)]
+    return b"".join(pack("<HBBI", *ins) for ins in code)
 
 
 def flag_supported(name: str) -> bool:

@@ -12,13 +12,8 @@ process settings with the same functions as create, wait for "go" (sent once the
 child is in the cgroup2: born there by clone3, or put there by the parent), execve. (Rootless, where the
 parent may not enter the pid namespace, the child enters it and forks once more.)
 
-Why no re-exec and no sealed copy of our binary (runc's exeseal, most of runc's
-exec time): the attack it blocks (CVE-2019-5736) is a container process opening
-/proc/<our pid>/exe (or fd, mem) to overwrite or read the runtime. The child is
-non-dumpable before it joins any container namespace, which makes those /proc
-files root-owned and unptraceable from inside; and the image that is exec'd next is
-the container's own program, so no host binary is ever exposed. Our /proc/self/exe
-is the shared Python interpreter, which is never re-executed from inside.
+The last execve is the sealed launcher's (process/launch.py), never the interpreter's:
+a program exec'd from inside must not find the host's Python behind /proc/self/exe.
 """
 from __future__ import annotations
 
@@ -35,7 +30,7 @@ from pyrunc.errors import PyruncError, SyscallError, context
 from pyrunc.linux import attrs, confine, sched
 from pyrunc.process.become import become
 from pyrunc.process.children import kill_quietly, reap
-from pyrunc.process.launch import launch
+from pyrunc.process.launch import launch, sealed_launcher
 from pyrunc.process.protocol import (MAX_MSG, Channel, ProtocolError, die_with_parent, fork_and_report_pid,
                                      report_and_exit)
 from pyrunc.syscalls import calls as sc
@@ -51,7 +46,8 @@ _PROC_NS = {"network": "net", "mount": "mnt"}  # spec names -> /proc/<pid>/ns na
 class Job:
     """Everything the child needs, prepared in the parent (the child converts nothing)."""
 
-    __slots__ = ("process", "attrs", "confine", "ns_fds", "root_fd", "console_fd", "preserve_fds", "terminal")
+    __slots__ = ("process", "attrs", "confine", "ns_fds", "root_fd", "console_fd", "preserve_fds", "terminal",
+                 "launcher_fd")
 
     def __init__(self, process: dict, config: dict, preserve_fds: int) -> None:
         from pyrunc.spec import procattrs
@@ -64,6 +60,7 @@ class Job:
         self.root_fd = -1
         self.console_fd: int | None = None
         self.preserve_fds = preserve_fds
+        self.launcher_fd = -1
         self.terminal = None
         if process.get("terminal"):  # imported here: the child cannot import after chroot
             from pyrunc.linux import terminal
@@ -91,6 +88,9 @@ class Job:
         return any(ns in ("pid", "time") for ns, _ in self.ns_fds)
 
     def close(self) -> None:
+        if self.launcher_fd >= 0:
+            posix.close(self.launcher_fd)
+            self.launcher_fd = -1
         for _, fd in self.ns_fds:
             posix.close(fd)
         self.ns_fds = []
@@ -103,6 +103,8 @@ def spawn(job: Job, cgroup, state: dict) -> int:
     """Start the process; return its host pid once it has called execve."""
     if log.debugging():  # imported now for report_and_exit: after chroot our files are out of reach
         import traceback  # noqa: F401
+    if job.launcher_fd < 0:
+        job.launcher_fd = sealed_launcher()
     parent_end, child_end = Channel.pair()
     back = _enter_for_children(job)
     gc.disable()  # no collector run in the child between fork and exec
@@ -231,4 +233,5 @@ def _finish(job: Job, chan: Channel) -> NoReturn:
     # A foreground `exec` blocks every signal before the fork, to relay them (children.wait):
     # the process starts with none blocked. (Before seccomp, which may forbid sigprocmask.)
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
-    launch(path, process["args"], env, c, 3 + job.preserve_fds)  # our channel goes at execve
+    # The launcher reports a failure on our channel; it closes at execve, which the parent reads as success.
+    launch(job.launcher_fd, path, process["args"], env, c, 3 + job.preserve_fds, report_fd=chan.fileno())

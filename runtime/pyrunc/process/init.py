@@ -12,7 +12,7 @@ import select
 from pyrunc import crash, log
 from pyrunc import unixsock as socket
 from pyrunc.errors import context
-from pyrunc.linux import attrs, devices, mounts, namespaces, net, rootfs, sysctl
+from pyrunc.linux import attrs, confine, devices, mounts, namespaces, net, rootfs, sysctl
 from pyrunc.linux import idmap, userns
 from pyrunc.process.become import become
 from pyrunc.process.launch import launch
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from typing import NoReturn
 
 
-def bootstrap(plan: Plan, chan: Channel, fifo_fd: int, cgroup, born: int) -> NoReturn:
+def bootstrap(plan: Plan, chan: Channel, fifo_fd: int, cgroup, born: int, launcher_fd: int) -> NoReturn:
     """First child, born in the new namespaces ``born``: enter the others, fork the init
     if a pid/time namespace entered now needs it."""
     try:
@@ -57,12 +57,12 @@ def bootstrap(plan: Plan, chan: Channel, fifo_fd: int, cgroup, born: int) -> NoR
             fork_and_report_pid(chan)
         else:
             chan.send("pid", pid=0)  # the init is this process, whose host pid the parent has
-        init(plan, chan, fifo_fd, cgroup)
+        init(plan, chan, fifo_fd, cgroup, launcher_fd)
     except BaseException as exc:  # noqa: BLE001 - everything must reach the parent as data
         report_and_exit(chan, exc)
 
 
-def init(plan: Plan, chan: Channel, fifo_fd: int, cgroup) -> NoReturn:
+def init(plan: Plan, chan: Channel, fifo_fd: int, cgroup, launcher_fd: int) -> NoReturn:
     process, a = plan.process, plan.attrs
     attrs.set_oom_score_adj(a.oom_score_adj)
     if plan.has_ns("mount"):
@@ -113,12 +113,14 @@ def init(plan: Plan, chan: Channel, fifo_fd: int, cgroup) -> NoReturn:
     _await_parent(chan, "created")  # the state is complete: from now on we outlive create
     sc.prctl(sc.PR_SET_PDEATHSIG, 0)
     chan.send("detached")
-    if start_sync is None:  # the wait is launch's: it sheds our memory first
-        launch(path, process["args"], env, plan.confine, 3 + plan.preserve_fds, fifo_fd)
+    if start_sync is None:  # the launcher waits: a few pages, where we are an interpreter
+        launch(launcher_fd, path, process["args"], env, plan.confine, 3 + plan.preserve_fds, fifo_fd)
     _wait_for_start(fifo_fd)
+    posix.close(fifo_fd)
+    confine.install_early(plan.confine, any_filter=True)  # startContainer hooks run under it, as in runc
     from pyrunc import hooks  # imported by bootstrap
     hooks.start_container(plan, start_sync)  # in the container, after start, before the program
-    launch(path, process["args"], env, plan.confine, 3 + plan.preserve_fds)
+    launch(launcher_fd, path, process["args"], env, plan.confine, 3 + plan.preserve_fds)
 
 
 def _await_parent(chan: Channel, kind: str) -> None:

@@ -1,19 +1,34 @@
-"""The container process's last step, shared by create's init and exec: [wait for
-`start`,] mark our fds close-on-exec, install the seccomp filter, set the capabilities
-deferred behind it, execve.
+"""The container process's last step, shared by create's init and exec: enter the sealed
+launcher (syscalls/launcher.c), which [waits for `start`,] writes the exec labels, marks our
+fds close-on-exec, sets the capabilities and installs the seccomp filter, and execs the program.
 
-It runs in C (syscalls/launch.c) because create's init waits there: before it blocks on
-exec.fifo it gives back the interpreter's memory (heap, arenas, .data), which it will never
-use again, so a created container costs a few pages instead of a Python process. A
-failure then can no longer raise; it is reported on stderr, as report_and_exit does once
-the parent is gone, in the same words.
+Why a program of its own (CVE-2019-5736): the kernel resolves a `#!/proc/self/exe`
+interpreter, a /proc/self/exe program, /proc/thread-self/exe, against the process that calls
+execve, and the program it starts is dumpable: called from Python, it would be the host's
+interpreter, opened and written through /proc/self/fd. So the last execve is made by a
+static program that lives only in a memfd sealed against every write (runc's exeseal has
+the same aim with a copy of its whole binary). Being non-dumpable before that execve
+does not help after it. A waiting init is that program too: a few pages, not an interpreter.
+
+The launcher's own execve changes the capability rules (capabilities(7)): a non-root user
+keeps only its ambient set through it, root gets its bounding set. So before it we make the
+permitted set inheritable and ambient, and the launcher sets the exact sets again after.
+The memfd is execute-only and we drop DAC_OVERRIDE/DAC_READ_SEARCH from the effective set,
+so the kernel makes the launcher non-dumpable from its first instruction (it cannot be read).
 """
 from __future__ import annotations
 
 import errno
 import posix
+from _struct import pack  # builtin: nothing to read from the host's disk after pivot_root
+from fcntl import F_ADD_SEALS, fcntl
 
+# _signal is the C module: `signal` would first build its enums (start-up time)
+import _signal as signal
+
+from pyrunc import fs
 from pyrunc.errors import PyruncError
+from pyrunc.linux import caps as capmod
 from pyrunc.linux import confine, execute
 from pyrunc.syscalls import calls as sc
 
@@ -21,21 +36,104 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn
 
+MAGIC = 0x314C5250  # "PRL1", launcher.c's LAUNCH_MAGIC
+_SEALS = 0x1 | 0x2 | 0x4 | 0x8  # F_SEAL_SEAL, SHRINK, GROW, WRITE
+_F_SEAL_EXEC = 0x20  # Linux >= 6.3: the mode (our execute-only bits) cannot change either
+_MFD_EXEC = 0x10  # Linux >= 6.3: say so, or vm.memfd_noexec=1 makes it non-executable
+_DAC = 1 << 1 | 1 << 2  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+_PROGRAM = __file__.rsplit("/", 2)[0] + "/syscalls/pyrunc-launch"
 
-def launch(path: str, args: list[str], env: list[str], c: confine.Confinement, close_from: int,
-           fifo_fd: int = -1) -> NoReturn:
-    """execve ``path``; with ``fifo_fd``, only once `start` has written a byte to it."""
-    bpf, flags, caps = confine.final_steps(c)
-    prefixes = ("exec.fifo: read: ", "close_range: ", "linux.seccomp: seccomp: ",
-                "process.capabilities: capset: ", f'exec: "{args[0]}": execve {path}: ')
-    envp = [f"{name}={value}" for name, value in execute.env_dict(env).items()]
-    texts = [_errtext(e) for e in range(134)] if fifo_fd >= 0 else None  # 133: EHWPOISON
+
+def sealed_launcher() -> int:
+    """The parent's part, before any fork: the launcher in a sealed, execute-only memfd
+    (an O_CLOEXEC fd, which execveat still runs). Refuses rather than run unsealed."""
     try:
-        step, err = sc.launch(path, args, envp, close_from=close_from, fifo_fd=fifo_fd, bpf=bpf,
-                              seccomp_flags=flags, caps=caps, prefixes=prefixes, errtext=texts)
+        with open(_PROGRAM, "rb") as f:
+            code = f.read()
+    except OSError as exc:
+        raise PyruncError(f"{_PROGRAM}: {exc.strerror}: pyrunc is not fully installed (hack/setup.sh)") from None
+    flags = posix.MFD_CLOEXEC | posix.MFD_ALLOW_SEALING
+    try:
+        fd = posix.memfd_create("pyrunc-launch", flags | _MFD_EXEC)
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:  # a kernel before MFD_EXEC: every memfd is executable there
+            fd = posix.memfd_create("pyrunc-launch", flags)
+        else:
+            raise _refusal("memfd_create", exc) from None
+    try:
+        posix.write(fd, code)
+        posix.fchmod(fd, 0o111)
+        try:
+            fcntl(fd, F_ADD_SEALS, _SEALS | _F_SEAL_EXEC)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            fcntl(fd, F_ADD_SEALS, _SEALS)
+    except OSError as exc:
+        posix.close(fd)
+        raise _refusal("sealing the launcher", exc) from None
+    return fd
+
+
+def _refusal(what: str, exc: OSError) -> PyruncError:
+    why = ""
+    if exc.errno == errno.EACCES:
+        why = " (vm.memfd_noexec forbids executable memfds)"
+    return PyruncError(f"{what}: {errno.errorcode.get(exc.errno or 0, exc.errno)}{why}: "
+                       "without a sealed launcher the container could reach the host's Python; refusing")
+
+
+def launch(launcher_fd: int, path: str, args: list[str], env: list[str], c: confine.Confinement,
+           close_from: int, fifo_fd: int = -1, report_fd: int = -1) -> NoReturn:
+    """Become the launcher, which execs ``path``; with ``fifo_fd``, once `start` wrote a byte
+    to it. ``report_fd``: the channel to the caller (exec), which then reads our failure."""
+    confine.install_early(c)
+    bpf, flags, caps = confine.final_steps(c)
+    prefixes = ("launcher: ", "exec.fifo: read: ", "process.apparmorProfile/selinuxLabel: write: ",
+                "close_range: ", "linux.seccomp: seccomp: ", "process.capabilities: capset: ",
+                f'exec: "{args[0]}": execve {path}: ')
+    labels = c.labels  # (apparmor, selinux) exec attribute: (fd or -1, text)
+    envp = [f"{name}={value}" for name, value in execute.env_dict(env).items()]
+    strings = [path, *args, *envp, *prefixes, labels[0][1], labels[1][1], *map(_errtext, range(134))]
+    try:
+        blob = b"".join(map(_c_string, strings))
     except ValueError as exc:  # a NUL byte in process.args or process.env
         raise PyruncError(f"process: {exc}") from None
-    raise PyruncError(prefixes[step] + _errtext(err))
+    caps = _carry_capabilities(caps, capmod.bounding_set(c.caps.last))
+    head = pack("<IiiiiIIIIIII4Q", MAGIC, fifo_fd, report_fd, labels[0][0], labels[1][0], close_from,
+                flags, len(bpf or b""), len(args), len(envp), 134, 0, *caps)
+    data = posix.memfd_create("pyrunc-launch-data", 0)  # inherited by the launcher, which closes it
+    posix.write(data, head + (bpf or b"") + blob)
+    for fd in (fifo_fd, report_fd, labels[0][0], labels[1][0]):
+        if fd >= 0:
+            posix.set_inheritable(fd, True)
+    # Python ignores these two, and an ignored signal stays ignored through execve.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    try:
+        posix.execve(launcher_fd, ["pyrunc-launch", str(data)], {})
+    except OSError as exc:
+        raise PyruncError(f"execveat pyrunc-launch: {errno.errorcode.get(exc.errno or 0, exc.errno)} "
+                          f"({exc.strerror})") from None
+
+
+def _carry_capabilities(final: tuple[int, int, int, int], bset: int) -> tuple[int, int, int, int]:
+    """Make what we hold survive the launcher's execve, as far as the kernel lets it: our
+    permitted set inheritable and ambient (a new inheritable capability must be in the
+    bounding set, and an ambient one inheritable). Returns ``final`` cut to what the launcher
+    will hold: a permitted capability outside both never reaches the program anyway (a user
+    execs with its ambient set, root with its bounding set)."""
+    eff, perm, inh = sc.capget()
+    reach = perm & (bset | inh)
+    sc.set_capabilities(eff & ~_DAC, perm, inh | reach, reach)
+    return final[0] & reach, final[1] & reach, final[2], final[3] & reach
+
+
+def _c_string(s: str) -> bytes:
+    raw = fs.fsencode(s)
+    if b"\0" in raw:
+        raise ValueError(f"embedded null byte in {s!r}")
+    return raw + b"\0"
 
 
 def _errtext(err: int) -> str:

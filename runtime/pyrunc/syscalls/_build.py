@@ -37,14 +37,6 @@ ffi.cdef(
     long pr_fstatfs_type(int fd);
     long pr_clone3_probe(void);
     long pr_caps_apply(const uint64_t sets[4], uint64_t *failed_ambient);
-    struct pr_launch {
-        int fifo_fd; unsigned int close_from;
-        const char *path; char **argv; char **envp;
-        const void *bpf; unsigned int bpf_len; unsigned int seccomp_flags;
-        int set_caps; uint64_t caps[4];
-        const char *prefix[5]; const char **errtext; int nerrtext;
-    };
-    long pr_launch(const struct pr_launch *l, int *step);
     """
 )
 ffi.set_source(
@@ -163,9 +155,18 @@ ffi.set_source(
     static long pr_clone3_probe(void) { return syscall(435 /* SYS_clone3 */, NULL, 0); }
     /* statfs f_type of an open fd: tells a real procfs from a lookalike */
     static long pr_fstatfs_type(int fd) { struct statfs s; return fstatfs(fd, &s) < 0 ? -1 : (long)s.f_type; }
-    """ + open(__file__.replace("_build.py", "launch.c")).read(),
-    # launch.c runs loops after libc's memory is gone: they must not become strlen/memcpy calls
-    extra_compile_args=["-fno-tree-loop-distribute-patterns"],
+    #include "rawsys.h"
+    static long pr_caps_apply(const uint64_t sets[4], uint64_t *failed_ambient)
+    {
+        long r = caps_apply(sets, failed_ambient);
+        if (r < 0) {
+            errno = (int)-r;
+            return -1;
+        }
+        return 0;
+    }
+    """,
+    include_dirs=[__file__.rsplit("/", 1)[0]],
 )
 
 if __name__ == "__main__":

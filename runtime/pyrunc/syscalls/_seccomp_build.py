@@ -16,6 +16,7 @@ ffi.cdef(
     scmp_filter_ctx seccomp_init(uint32_t def_action);
     void seccomp_release(scmp_filter_ctx ctx);
     uint32_t seccomp_arch_resolve_name(const char *arch_name);
+    uint32_t seccomp_arch_native(void);
     int seccomp_arch_add(scmp_filter_ctx ctx, uint32_t arch_token);
     int seccomp_syscall_resolve_name(const char *name);
     int seccomp_rule_add_array(scmp_filter_ctx ctx, uint32_t action, int syscall,

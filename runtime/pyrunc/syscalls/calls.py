@@ -125,47 +125,6 @@ def set_capabilities(effective: int, permitted: int, inheritable: int, ambient: 
     return int(failed[0])
 
 
-LAUNCH_STEPS = ("read exec.fifo", "close_range", "seccomp", "capset", "execve")
-
-
-def launch(path: str, args: list[str], env: list[str], *, close_from: int, fifo_fd: int = -1,
-           bpf: bytes | None = None, seccomp_flags: int = 0, caps: tuple[int, int, int, int] | None = None,
-           prefixes: tuple[str, ...] = ("",) * 5, errtext: list[str] | None = None) -> tuple[int, int]:
-    """pr_launch (launch.c): [wait on fifo_fd,] close_range CLOEXEC from close_from, [install the
-    filter, set the deferred capabilities,] execve. Returns (step, errno) if it fails while
-    Python can still be told; with fifo_fd it sheds our memory first and then reports on stderr,
-    as "pyrunc: " + prefixes[step] + errtext[errno], and exits 1."""
-    keep: list[object] = []  # cffi owns these buffers: alive until the call ends
-
-    def cstr(s: str) -> object:
-        raw = fs.fsencode(s)
-        if b"\0" in raw:
-            raise ValueError(f"embedded null byte in {s!r}")
-        keep.append(ffi.new("char[]", raw))
-        return keep[-1]
-
-    def cvec(items: list[str]) -> object:
-        keep.append(ffi.new("char *[]", [cstr(x) for x in items] + [ffi.NULL]))
-        return keep[-1]
-
-    lw = ffi.new("struct pr_launch *")
-    lw.fifo_fd, lw.close_from = fifo_fd, close_from
-    lw.path, lw.argv, lw.envp = cstr(path), cvec(args), cvec(env)
-    if bpf is not None:
-        keep.append(ffi.from_buffer(bpf))
-        lw.bpf, lw.bpf_len, lw.seccomp_flags = keep[-1], len(bpf), seccomp_flags
-    if caps is not None:
-        lw.set_caps, lw.caps = 1, list(caps)
-    for i, prefix in enumerate(prefixes):
-        lw.prefix[i] = cstr(prefix)
-    texts = [cstr(t) for t in errtext or [""]]
-    keep.append(ffi.new("char *[]", texts))
-    lw.errtext, lw.nerrtext = keep[-1], len(texts)
-    step = ffi.new("int *")
-    lib.pr_launch(lw, step)
-    return step[0], ffi.errno
-
-
 def personality(persona: int) -> None:
     _call("personality", lambda: lib.pr_personality(persona))
 

@@ -62,6 +62,11 @@ def resolve_arch(name: str) -> int:
     return lib.seccomp_arch_resolve_name(name.encode())
 
 
+def native_arch() -> int:
+    """This machine's token, which is its AUDIT_ARCH_* value."""
+    return lib.seccomp_arch_native()
+
+
 def resolve_syscall(name: str) -> int:
     return lib.seccomp_syscall_resolve_name(name.encode())
 

@@ -1,0 +1,257 @@
+/* pyrunc-launch: the container process's last steps, as a program of its own.
+
+   The init and every exec'd process enter this program (from a sealed memfd: see
+   pyrunc/process/launch.py) before their final execve, so that at that execve the
+   calling process's executable is this sealed copy and never the host's Python:
+   the kernel resolves a `#!/proc/self/exe` interpreter, or a /proc/self/exe program,
+   against the caller (CVE-2019-5736). A waiting init is this program too, a few
+   pages instead of an interpreter.
+
+   Static, without libc: raw system calls only. Everything it needs comes in one blob
+   (fd in argv[1], format below, written by launch.py):
+     fds >= close_from close on exec -> exec labels -> the capability sets -> [wait for
+     `start`'s byte on the fifo] -> the seccomp filter -> execve.
+   A failure goes to report_fd as the channel's "error" message when there is one (exec),
+   else to stderr as "pyrunc: <message>"; then exit 1. */
+#include <stddef.h>
+#include <stdint.h>
+#include <asm/unistd.h>
+#include "rawsys.h"
+
+#define LAUNCH_MAGIC 0x314c5250u /* "PRL1" */
+#define NPREFIX 7
+enum { STEP_BLOB, STEP_WAIT, STEP_LABEL, STEP_CLOSE, STEP_SECCOMP, STEP_CAPS, STEP_EXEC };
+
+struct head {
+    uint32_t magic;
+    int32_t fifo_fd;      /* >= 0: wait for a byte on it first */
+    int32_t report_fd;    /* >= 0: failures go there as a JSON "error" message */
+    int32_t label_fd[2];  /* >= 0: the exec attribute to write label[i] to, opened by launch.py */
+    uint32_t close_from;  /* our fds from here on close at execve */
+    uint32_t seccomp_flags;
+    uint32_t bpf_len;     /* bytes of BPF after the head; 0: no filter (or one in place already) */
+    uint32_t nargv, nenv, nerr;
+    uint32_t reserved;
+    uint64_t caps[4];     /* effective, permitted, inheritable, ambient */
+};
+/* After the BPF, NUL-terminated: path, argv[nargv], envp[nenv], prefix[NPREFIX] (what
+   each step's failure message starts with), label[2], errtext[nerr] (by errno). */
+
+struct launch {
+    const struct head *h;
+    const char *path, *prefix[NPREFIX], *label[2];
+    char **argv, **envp;
+    const char **errtext;
+};
+
+static char msg[65536]; /* .bss: no page is touched unless a message is written */
+
+/* The compiler may call these for copies and zeroing; there is no libc to provide them. */
+void *memcpy(void *d, const void *s, size_t n)
+{
+    char *o = d;
+    const char *i = s;
+    while (n--)
+        *o++ = *i++;
+    return d;
+}
+
+void *memset(void *d, int c, size_t n)
+{
+    char *o = d;
+    while (n--)
+        *o++ = (char)c;
+    return d;
+}
+
+static size_t slen(const char *s)
+{
+    size_t n = 0;
+    while (s[n])
+        n++;
+    return n;
+}
+
+static size_t put(size_t at, const char *s, int json)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (; *s && at < sizeof msg - 8; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (json && (c == '"' || c == '\\')) {
+            msg[at++] = '\\';
+            msg[at++] = (char)c;
+        } else if (json && c < 0x20) {
+            memcpy(msg + at, "\\u00", 4);
+            msg[at + 4] = hex[c >> 4];
+            msg[at + 5] = hex[c & 15];
+            at += 6;
+        } else {
+            msg[at++] = (char)c;
+        }
+    }
+    return at;
+}
+
+static void __attribute__((noreturn)) die(void)
+{
+    for (;;)
+        raw(__NR_exit_group, 1, 0, 0);
+}
+
+static void __attribute__((noreturn)) fail(const struct launch *l, int step, long r)
+{
+    int err = (int)-r, json = l->h && l->h->report_fd >= 0;
+    const char *text = "unknown error";
+    size_t n = 0;
+    if (l->errtext && err > 0 && (uint32_t)err < l->h->nerr && l->errtext[err][0])
+        text = l->errtext[err];
+    else if (!l->errtext)  /* the blob was not read: we were not started by launch.py */
+        text = "this is pyrunc's sealed launcher (/proc/self/exe of a container's caller), not a program to run";
+    if (json)
+        n = put(n, "{\"type\": \"error\", \"msg\": \"", 0);
+    else
+        n = put(n, "pyrunc: ", 0);
+    n = put(n, l->prefix[step] ? l->prefix[step] : "pyrunc-launch: ", json);
+    n = put(n, text, json);
+    n = put(n, json ? "\"}" : "\n", 0);
+    raw(__NR_write, json ? l->h->report_fd : 2, msg, n);
+    die();
+}
+
+/* The blob, read into memory of our own and split into strings; its fd is closed. */
+static void load(struct launch *l, int fd)
+{
+    struct head h;
+    long size = raw(__NR_lseek, fd, 0, 2 /* SEEK_END */), r;
+    uint32_t i, nstr;
+    size_t at = 0, ptrs;
+    char *base, *p, *end, **v;
+    const char **errtext;
+    if (size < (long)sizeof h || raw6(__NR_pread64, fd, (long)&h, sizeof h, 0, 0, 0) != (long)sizeof h
+        || h.magic != LAUNCH_MAGIC || h.nargv == 0 || h.nargv > (1u << 20) || h.nenv > (1u << 20)
+        || h.nerr > 4096 || h.bpf_len > (uint64_t)size - sizeof h)
+        fail(l, STEP_BLOB, -22 /* EINVAL */);
+    ptrs = ((size_t)h.nargv + h.nenv + 2 + h.nerr) * sizeof(char *);
+    base = (char *)raw6(__NR_mmap, 0, (long)(size + ptrs), 3 /* PROT_READ|PROT_WRITE */,
+                        0x22 /* MAP_PRIVATE|MAP_ANONYMOUS */, -1, 0);
+    if ((unsigned long)base > -4096UL)
+        fail(l, STEP_BLOB, (long)base);
+    for (; at < (size_t)size; at += (size_t)r)
+        if ((r = raw6(__NR_pread64, fd, (long)(base + at), (long)((size_t)size - at), (long)at, 0, 0)) <= 0)
+            fail(l, STEP_BLOB, r < 0 ? r : -5 /* EIO */);
+    raw(__NR_close, fd, 0, 0);
+    l->h = (const struct head *)base;
+    v = (char **)(base + size);
+    l->argv = v;
+    l->envp = v + h.nargv + 1;
+    errtext = (const char **)(v + h.nargv + h.nenv + 2);  /* l->errtext once all are read */
+    /* the strings in their order; each must end inside the blob */
+    p = base + sizeof h + h.bpf_len;
+    end = base + size;
+    nstr = 1 + h.nargv + h.nenv + NPREFIX + 2 + h.nerr;
+    for (i = 0; i < nstr; i++) {
+        char *s = p;
+        while (p < end && *p)
+            p++;
+        if (p == end)
+            fail(l, STEP_BLOB, -22);
+        p++;
+        if (i == 0)
+            l->path = s;
+        else if (i <= h.nargv)
+            l->argv[i - 1] = s;
+        else if (i <= h.nargv + h.nenv)
+            l->envp[i - 1 - h.nargv] = s;
+        else if (i <= h.nargv + h.nenv + NPREFIX)
+            l->prefix[i - 1 - h.nargv - h.nenv] = s;
+        else if (i <= h.nargv + h.nenv + NPREFIX + 2)
+            l->label[i - 1 - h.nargv - h.nenv - NPREFIX] = s;
+        else
+            errtext[i - 1 - h.nargv - h.nenv - NPREFIX - 2] = s;
+    }
+    l->errtext = errtext;
+    l->argv[h.nargv] = 0;
+    l->envp[h.nenv] = 0;
+}
+
+/* The fifo is O_RDWR|O_NONBLOCK (see process/init.py): wake on a byte, wait again without one. */
+static void wait_for_start(const struct launch *l)
+{
+    struct { int fd; short events, revents; } pfd = {l->h->fifo_fd, 1 /* POLLIN */, 0};
+    char byte;
+    long r;
+    for (;;) {
+        r = raw6(__NR_ppoll, (long)&pfd, 1, 0, 0, 8, 0);
+        if (r < 0 && r != -4 /* EINTR */)
+            fail(l, STEP_WAIT, r);
+        r = raw(__NR_read, l->h->fifo_fd, &byte, 1);
+        if (r == 1)
+            break;
+        if (r < 0 && r != -11 /* EAGAIN */ && r != -4)
+            fail(l, STEP_WAIT, r);
+    }
+}
+
+__attribute__((used, noreturn)) void launcher_main(long *sp)
+{
+    struct launch l = {0};
+    const struct head *h;
+    struct { unsigned short len; const void *filter; } prog;
+    uint64_t refused;
+    long r;
+    int i;
+    char **argv = (char **)(sp + 1);
+
+    /* First of all: nothing in the container may open our /proc files or ptrace us. */
+    raw6(__NR_prctl, 4 /* PR_SET_DUMPABLE */, 0, 0, 0, 0, 0);
+    raw6(__NR_prctl, 15 /* PR_SET_NAME */, (long)"pyrunc-launch", 0, 0, 0, 0);
+    if (sp[0] != 2 || !argv[1][0])  /* not run by launch.py (a #!/proc/self/exe script, say) */
+        fail(&l, STEP_BLOB, -22);
+    for (r = 0; *argv[1]; argv[1]++) {
+        if (*argv[1] < '0' || *argv[1] > '9' || r > 1 << 20)
+            fail(&l, STEP_BLOB, -22);
+        r = r * 10 + (*argv[1] - '0');
+    }
+    load(&l, (int)r);
+    h = l.h;
+    /* Our fds from close_from on (the fifo, the channel, the labels' among them) go at execve. */
+    r = raw(__NR_close_range, h->close_from, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+    if (r < 0)
+        fail(&l, STEP_CLOSE, r);
+    if (h->report_fd >= 0)  /* the caller reads EOF when our execve succeeds */
+        raw(__NR_fcntl, h->report_fd, 2 /* F_SETFD */, 1 /* FD_CLOEXEC */);
+    for (i = 0; i < 2; i++) {  /* they apply at the next execve: the program's */
+        if (h->label_fd[i] < 0)
+            continue;
+        r = raw(__NR_write, h->label_fd[i], l.label[i], slen(l.label[i]));
+        if (r < 0)
+            fail(&l, STEP_LABEL, r);
+        raw(__NR_close, h->label_fd[i], 0, 0);
+    }
+    /* The exact sets again (our execve changed them), before the wait as runc's init has them. */
+    r = caps_apply(h->caps, &refused);
+    if (r < 0)
+        fail(&l, STEP_CAPS, r);
+    if (h->fifo_fd >= 0) {
+        wait_for_start(&l);
+        raw(__NR_close, h->fifo_fd, 0, 0);
+    }
+    if (h->bpf_len) {  /* as late as possible: the profile need not allow our steps */
+        prog.len = (unsigned short)(h->bpf_len / 8);
+        prog.filter = (const char *)h + sizeof *h;
+        while ((r = raw(__NR_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, h->seccomp_flags, &prog)) == -4) {}
+        if (r < 0)
+            fail(&l, STEP_SECCOMP, r);
+    }
+    r = raw(__NR_execve, l.path, l.argv, l.envp);
+    fail(&l, STEP_EXEC, r);
+}
+
+/* The kernel's entry: the stack holds argc, argv[], NULL, envp[]. */
+#if defined(__x86_64__)
+__asm__(".text\n.global _start\n_start:\n\txor %rbp, %rbp\n\tmov %rsp, %rdi\n"
+        "\tand $-16, %rsp\n\tcall launcher_main\n\thlt\n");
+#elif defined(__aarch64__)
+__asm__(".text\n.global _start\n_start:\n\tmov x29, #0\n\tmov x30, #0\n\tmov x0, sp\n"
+        "\tand x1, x0, #-16\n\tmov sp, x1\n\tbl launcher_main\n\tbrk #0\n");
+#endif
