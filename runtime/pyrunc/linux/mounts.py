@@ -110,7 +110,7 @@ def apply(rootfd: int, op: MountOp) -> None:
 
 def _mount_new(rootfd: int, op: MountOp, step: Step) -> int:
     """Mount at the destination; return an O_PATH fd to the new mount's root."""
-    fd = paths.make_mountpoint(rootfd, op.destination, _source_is_dir(op))
+    fd = paths.make_path(rootfd, op.destination, _source_is_dir(op))[0]
     covered = None
     try:
         target = paths.fd_path(fd)

@@ -1,0 +1,86 @@
+"""Building the container's world from a real image's rootfs as runc does (issue 26 item 1):
+dangling symlinks at mount destinations, special files there, read-only /dev and tmpfs,
+tmpfs modes, listable masked directories, createContainer hooks' working directory.
+Each test looks from inside the container and from the host (the rootfs, /proc/<pid>/root)."""
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from pathlib import Path
+
+from test_hostile_rootfs import UP, host_snapshot
+from test_mounts import mounts
+
+
+def test_dangling_symlinks_at_destinations_are_made_inside(pyrunc, bundle, cid, tmp_path):
+    r = bundle.rootfs
+    (r / "var").mkdir(exist_ok=True)
+    (r / "etc" / "resolv.conf").symlink_to("../run/systemd/resolve/stub-resolv.conf")
+    (r / "var" / "run").symlink_to("/run")
+    outside = tmp_path / "outside"  # a relative link climbing out, and an absolute one at the host path
+    (r / "climb").symlink_to(UP + str(outside).lstrip("/") + "/dir")
+    (r / "abs").symlink_to(str(outside) + "/file")
+    hostfile = tmp_path / "resolv"
+    hostfile.write_text("nameserver 192.0.2.1\n")
+    bundle.config["mounts"] += [
+        {"destination": "/etc/resolv.conf", "type": "bind", "source": str(hostfile), "options": ["rbind", "ro"]},
+        {"destination": "/var/run/lock/deeper", "type": "tmpfs", "source": "tmpfs"},
+        {"destination": "/climb", "type": "tmpfs", "source": "tmpfs"},
+        {"destination": "/abs", "type": "bind", "source": str(hostfile), "options": ["bind"]},
+    ]
+    before = host_snapshot(tmp_path)
+    bundle.sh("cat /etc/resolv.conf /abs; cat /proc/self/mountinfo")
+    out = pyrunc("run", "-b", str(bundle.path), cid).stdout
+    assert out.startswith("nameserver 192.0.2.1\n" * 2)
+    got = mounts(out)
+    inner = "/" + str(outside).lstrip("/")
+    for point in ("/run/systemd/resolve/stub-resolv.conf", "/run/lock/deeper", f"{inner}/dir", f"{inner}/file"):
+        assert point in got, point
+    assert got["/run/lock/deeper"].fstype == "tmpfs"
+    # From the host: the targets were made in the rootfs (an empty file for the file bind), never outside it.
+    made = r / "run" / "systemd" / "resolve" / "stub-resolv.conf"
+    assert stat.S_ISREG(made.lstat().st_mode) and made.stat().st_size == 0
+    assert (r / "run" / "lock" / "deeper").is_dir()
+    assert (r / inner.lstrip("/") / "dir").is_dir() and (r / inner.lstrip("/") / "file").is_file()
+    assert not outside.exists()
+    assert host_snapshot(tmp_path) == before
+
+
+def test_image_dev_with_dangling_links(pyrunc, bundle, cid):
+    """No /dev tmpfs: the image's /dev is used, its shm, pts and mqueue links lead nowhere yet."""
+    bundle.config["mounts"] = [m for m in bundle.config["mounts"] if m["destination"] != "/dev"]
+    dev = bundle.rootfs / "dev"
+    dev.mkdir(exist_ok=True)
+    (dev / "shm").symlink_to("/run/shm")
+    (dev / "pts").symlink_to("../run/pts")
+    (dev / "mqueue").symlink_to("/run/mq")
+    bundle.sh("cat /proc/self/mountinfo")
+    got = mounts(pyrunc("run", "-b", str(bundle.path), cid).stdout)
+    assert (got["/run/shm"].fstype, got["/run/pts"].fstype, got["/run/mq"].fstype) == ("tmpfs", "devpts", "mqueue")
+    assert all((bundle.rootfs / "run" / d).is_dir() for d in ("shm", "pts", "mq"))
+
+
+def _special_files(rootfs: Path) -> None:
+    os.mkfifo(rootfs / "fifo")
+    os.mkfifo(rootfs / "fifodir")
+    os.mknod(rootfs / "node", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(rootfs / "sock"))
+
+
+def test_special_files_at_destinations_never_block(pyrunc, bundle, cid, tmp_path):
+    _special_files(bundle.rootfs)
+    src = tmp_path / "src"
+    src.write_text("bound\n")
+    bundle.config["mounts"] += [{"destination": f"/{n}", "type": "bind", "source": str(src), "options": ["bind"]}
+                                for n in ("fifo", "node", "sock")]
+    bundle.sh("cat /fifo /node /sock")
+    assert pyrunc("run", "-b", str(bundle.path), cid, timeout=30).stdout == "bound\n" * 3
+    assert stat.S_ISFIFO((bundle.rootfs / "fifo").lstat().st_mode)  # the host's view: untouched
+    # A directory mount on a FIFO: refused at once (mount's ENOTDIR), not a hang.
+    bundle.config["mounts"].append({"destination": "/fifodir", "type": "tmpfs", "source": "tmpfs"})
+    bundle.write()
+    proc = pyrunc("run", "-b", str(bundle.path), cid, check=False, timeout=30)
+    err = proc.stderr.strip()
+    assert proc.returncode != 0 and "\n" not in err and "/fifodir" in err and "ENOTDIR" in err, err
