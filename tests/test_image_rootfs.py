@@ -13,6 +13,11 @@ from test_hostile_rootfs import UP, host_snapshot
 from test_mounts import mounts
 
 
+def created(pyrunc, bundle, cid) -> int:
+    pyrunc("create", "-b", str(bundle.path), cid)
+    return pyrunc.state(cid)["pid"]
+
+
 def test_dangling_symlinks_at_destinations_are_made_inside(pyrunc, bundle, cid, tmp_path):
     r = bundle.rootfs
     (r / "var").mkdir(exist_ok=True)
@@ -84,3 +89,24 @@ def test_special_files_at_destinations_never_block(pyrunc, bundle, cid, tmp_path
     proc = pyrunc("run", "-b", str(bundle.path), cid, check=False, timeout=30)
     err = proc.stderr.strip()
     assert proc.returncode != 0 and "\n" not in err and "/fifodir" in err and "ENOTDIR" in err, err
+
+
+def test_read_only_dev_and_tmpfs_are_filled_first(pyrunc, bundle, cid):
+    for m in bundle.config["mounts"]:
+        if m["destination"] == "/dev":
+            m["options"].append("ro")
+    bundle.config["mounts"] += [{"destination": "/ro", "type": "tmpfs", "source": "tmpfs", "options": ["ro"]},
+                                {"destination": "/ro/sub", "type": "tmpfs", "source": "tmpfs"}]
+    bundle.config["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]
+    bundle.sh("sleep 5")
+    pid = created(pyrunc, bundle, cid)
+    got = mounts(Path(f"/proc/{pid}/mountinfo").read_text())
+    for point in ("/dev", "/ro"):
+        assert "ro" in got[point].opts and "ro" in got[point].super, point
+    assert "rw" in got["/dev/pts"].opts and "rw" in got["/ro/sub"].opts
+    root = Path(f"/proc/{pid}/root")
+    assert stat.S_ISCHR((root / "dev" / "fuse").stat().st_mode) and (root / "dev" / "ptmx").is_symlink()
+    pyrunc("delete", "-f", cid)
+    bundle.sh("touch /dev/x || echo dev-ro; touch /ro/x || echo ro-ro; touch /ro/sub/x && ls /dev/pts")
+    out = pyrunc("run", "-b", str(bundle.path), cid).stdout.split()
+    assert out == ["dev-ro", "ro-ro", "ptmx"], out

@@ -94,7 +94,7 @@ def rootfs_and_mounts(r: Report) -> Tree:
 
 
 def _config_mount(r: Report, tree: Tree, op, new_cgroupns: bool) -> None:
-    from pyrunc.linux import cgroupfs, idmap
+    from pyrunc.linux import cgroupfs, idmap, mounts
     from pyrunc.spec.mountopts import steps
 
     path = f"mounts[{op.index}]"
@@ -113,9 +113,10 @@ def _config_mount(r: Report, tree: Tree, op, new_cgroupns: bool) -> None:
         if step.kind == "mount":
             extra = f"; data {step.data}" if step.data else ""
             copy = " and copies what it covers into it (tmpcopyup)" if "tmpcopyup" in op.opts.extra else ""
+            later = "; read-write until just before pivot_root" if mounts.read_only_later(op, step) else ""
             last = _mount(r, tree, path, where, step.fstype, step.source, step.flags & PER_MOUNT,
-                          f"mounts {step.fstype} ({step.source}) on {where}{moved}: {_names(step.flags)}{extra}{copy}",
-                          op="mount", data=step.data)
+                          f"mounts {step.fstype} ({step.source}) on {where}{moved}: {_names(step.flags)}{extra}{copy}"
+                          f"{later}", op="mount", data=step.data)
         elif step.kind == "bind":
             how = ("an idmapped copy of " if idmap.wanted(op, entry) else "") + (step.source or "")
             rec = step.flags & k.MS_REC or op.fstype == "cgroup"
@@ -181,7 +182,15 @@ def _devices(r: Report, tree: Tree) -> None:
 
 
 def pivot(r: Report) -> None:
+    from pyrunc.linux import mounts
+    from pyrunc.spec.mountopts import steps
+
     p = r.plan
+    for op in p.mounts if p.has_ns("mount") else ():
+        first = steps(op)[:1]
+        if op.fstype != "cgroup" and first and mounts.read_only_later(op, first[0]):
+            r.add("init", "mounts", "remount", f"mounts[{op.index}]",
+                  f"remounts {op.destination} read-only, its nodes and mount points made", target=op.destination)
     if not p.has_ns("mount"):
         r.add("init", "mounts", "chroot", "root.path", f"chroot {p.rootfs} (the runtime's mount namespace is never pivoted)")
         return

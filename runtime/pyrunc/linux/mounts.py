@@ -60,14 +60,28 @@ def shared_parent(rootfs: str, mountinfo: str = "/proc/self/mountinfo") -> str |
     return best if shared else None
 
 
-def apply_all(plan: Plan, rootfd: int, cgroup) -> None:
-    """``cgroup`` is the container's CgroupManager: "cgroup" mounts show its directories."""
+def apply_all(plan: Plan, rootfd: int, cgroup) -> list[tuple[int, int, str]]:
+    """``cgroup`` is the container's CgroupManager: "cgroup" mounts show its directories.
+    Returns the read-only mounts made writable for now, for remount_readonly."""
+    later: list[tuple[int, int, str]] = []
     for op in plan.mounts:
         with context(op.label()):
             if op.fstype == "cgroup":
                 cgroupfs.mount(rootfd, op, cgroup.dirs, cgroup.mounts, bool(plan.new_ns & sc.CLONE_NEWCGROUP))
             else:
-                apply(rootfd, op)
+                apply(rootfd, op, later)
+    return later
+
+
+def remount_readonly(later: list[tuple[int, int, str]]) -> None:
+    """The last step on the tree before pivot_root: what apply_all left writable becomes read-only
+    (the superblock too, as the config asked), once /dev's nodes and submounts are in."""
+    for fd, flags, label in later:
+        with context(label):
+            try:
+                sc.mount(None, paths.fd_path(fd), None, sc.MS_REMOUNT | flags, label=label)
+            finally:
+                posix.close(fd)
 
 
 def mount_flags(path: str) -> int:
@@ -86,10 +100,24 @@ def _source_is_dir(op: MountOp) -> bool:
         raise FileNotFoundError(2, "bind source does not exist", op.source) from None
 
 
-def apply(rootfd: int, op: MountOp) -> None:
+def read_only_later(op: MountOp, step: Step) -> bool:
+    """A read-only tmpfs or /dev that may still get nodes or mount points made in it:
+    mounted read-write, made read-only by remount_readonly."""
+    return step.kind == "mount" and bool(step.flags & sc.MS_RDONLY) and \
+        (op.fstype == "tmpfs" or op.destination.rstrip("/") == "/dev")
+
+
+def apply(rootfd: int, op: MountOp, later: list[tuple[int, int, str]]) -> None:
+    """``later`` gets (fd, flags, label) of a mount made writable for now (remount_readonly)."""
     todo = steps(op)
     if todo and todo[0].kind in ("mount", "bind"):
-        fd = _mount_new(rootfd, op, todo.pop(0))
+        first = todo.pop(0)
+        ro_later = read_only_later(op, first)
+        if ro_later:
+            first = Step(first.kind, first.source, first.fstype, first.flags & ~sc.MS_RDONLY, data=first.data)
+        fd = _mount_new(rootfd, op, first)
+        if ro_later:
+            later.append((posix.dup(fd), first.flags | sc.MS_RDONLY, op.label()))  # dup: close-on-exec
     else:  # "remount": the mount is there already
         fd = paths.open_in_root(rootfd, op.destination)
     try:

@@ -67,7 +67,7 @@ def init(plan: Plan, chan: Channel, fifo_fd: int, cgroup) -> NoReturn:
     attrs.set_oom_score_adj(a.oom_score_adj)
     if plan.has_ns("mount"):
         rootfd = mounts.setup_root(plan)
-        mounts.apply_all(plan, rootfd, cgroup)
+        read_only_later = mounts.apply_all(plan, rootfd, cgroup)
     # The parent has written linux.resources meanwhile. Device nodes come after that: v1's
     # device rules pass through a deny-all while they are written, when mknod would fail.
     _await_parent(chan, "resources")
@@ -93,6 +93,7 @@ def init(plan: Plan, chan: Channel, fifo_fd: int, cgroup) -> NoReturn:
         from pyrunc import hooks  # imported by bootstrap
         start_sync = hooks.create_container(plan, chan)  # after prestart/createRuntime in the parent
     if plan.has_ns("mount"):
+        mounts.remount_readonly(read_only_later)
         rootfs.pivot(plan.rootfs, plan.no_pivot, plan.config.get("linux", {}).get("rootfsPropagation"))
     else:  # the runtime's own mount namespace (config-linux.md: inherited): never pivot it
         rootfs.chroot(plan.rootfs)
