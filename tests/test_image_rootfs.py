@@ -9,6 +9,9 @@ import socket
 import stat
 from pathlib import Path
 
+import pytest
+
+from helpers import wait_for
 from test_hostile_rootfs import UP, host_snapshot
 from test_mounts import mounts
 
@@ -110,3 +113,19 @@ def test_read_only_dev_and_tmpfs_are_filled_first(pyrunc, bundle, cid):
     bundle.sh("touch /dev/x || echo dev-ro; touch /ro/x || echo ro-ro; touch /ro/sub/x && ls /dev/pts")
     out = pyrunc("run", "-b", str(bundle.path), cid).stdout.split()
     assert out == ["dev-ro", "ro-ro", "ptmx"], out
+
+
+@pytest.mark.parametrize("existing,opts,want", [(0o700, [], 0o700), (0o1777, [], 0o1777), (0o750, ["mode=711"], 0o711),
+                                                (None, [], 0o1777)])
+def test_tmpfs_over_a_directory_takes_its_mode(pyrunc, bundle, cid, existing, opts, want):
+    if existing is not None:
+        (bundle.rootfs / "data").mkdir()
+        os.chmod(bundle.rootfs / "data", existing)
+    bundle.config["mounts"].append({"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": opts})
+    bundle.sh("stat -c %a /data > /seen")
+    pid = created(pyrunc, bundle, cid)
+    assert stat.S_IMODE(os.stat(f"/proc/{pid}/root/data").st_mode) == want
+    pyrunc("start", cid)
+    seen = bundle.rootfs / "seen"
+    wait_for(lambda: seen.exists() and seen.read_text().endswith("\n"), what="the program's stat")
+    assert seen.read_text() == f"{want:o}\n"

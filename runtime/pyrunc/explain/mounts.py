@@ -112,6 +112,8 @@ def _config_mount(r: Report, tree: Tree, op, new_cgroupns: bool) -> None:
             last = tree.covering(where)  # a cgroup mount's last step changes its first mount
         if step.kind == "mount":
             extra = f"; data {step.data}" if step.data else ""
+            if mounts.keeps_covered_mode(op):  # not read from the rootfs: create may make the directory
+                extra += "; mode that of the directory it covers, if the image has one"
             copy = " and copies what it covers into it (tmpcopyup)" if "tmpcopyup" in op.opts.extra else ""
             later = "; read-write until just before pivot_root" if mounts.read_only_later(op, step) else ""
             last = _mount(r, tree, path, where, step.fstype, step.source, step.flags & PER_MOUNT,

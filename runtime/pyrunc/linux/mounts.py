@@ -107,6 +107,11 @@ def read_only_later(op: MountOp, step: Step) -> bool:
         (op.fstype == "tmpfs" or op.destination.rstrip("/") == "/dev")
 
 
+def keeps_covered_mode(op: MountOp) -> bool:
+    """A tmpfs over a directory of the image takes its mode, not tmpfs's 1777, unless given one."""
+    return op.fstype == "tmpfs" and not any(d.startswith("mode=") for d in op.opts.data)
+
+
 def apply(rootfd: int, op: MountOp, later: list[tuple[int, int, str]]) -> None:
     """``later`` gets (fd, flags, label) of a mount made writable for now (remount_readonly)."""
     todo = steps(op)
@@ -138,7 +143,7 @@ def apply(rootfd: int, op: MountOp, later: list[tuple[int, int, str]]) -> None:
 
 def _mount_new(rootfd: int, op: MountOp, step: Step) -> int:
     """Mount at the destination; return an O_PATH fd to the new mount's root."""
-    fd = paths.make_path(rootfd, op.destination, _source_is_dir(op))[0]
+    fd, made = paths.make_path(rootfd, op.destination, _source_is_dir(op))
     covered = None
     try:
         target = paths.fd_path(fd)
@@ -146,9 +151,14 @@ def _mount_new(rootfd: int, op: MountOp, step: Step) -> int:
             if not idmap.attach(op, target):
                 sc.mount(step.source, target, None, step.flags, label=op.destination)
         else:
-            if "tmpcopyup" in op.opts.extra and op.fstype == "tmpfs":
-                covered = posix.open(target, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
-            sc.mount(step.source, target, step.fstype, step.flags, step.data, label=op.destination)
+            data = step.data
+            if op.fstype == "tmpfs":
+                if "tmpcopyup" in op.opts.extra:
+                    covered = posix.open(target, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
+                if not made and keeps_covered_mode(op):
+                    mode = f"mode={stat.S_IMODE(posix.fstat(fd).st_mode):o}"
+                    data = f"{data},{mode}" if data else mode
+            sc.mount(step.source, target, step.fstype, step.flags, data, label=op.destination)
     finally:
         posix.close(fd)
     # Re-resolve: the fd above names the covered directory, not the new mount.
