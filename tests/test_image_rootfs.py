@@ -129,3 +129,19 @@ def test_tmpfs_over_a_directory_takes_its_mode(pyrunc, bundle, cid, existing, op
     seen = bundle.rootfs / "seen"
     wait_for(lambda: seen.exists() and seen.read_text().endswith("\n"), what="the program's stat")
     assert seen.read_text() == f"{want:o}\n"
+
+
+def test_masked_directory_is_listable_without_dac_override(pyrunc, bundle, cid):
+    (bundle.rootfs / "opt" / "d1").mkdir(parents=True)
+    (bundle.rootfs / "opt" / "d1" / "secret").write_text("secret")
+    bundle.config["linux"]["maskedPaths"] = ["/opt/d1", "/proc/acpi"]
+    caps = bundle.config["process"]["capabilities"]
+    assert "CAP_DAC_OVERRIDE" not in caps["effective"]  # the default set, as engines give
+    bundle.sh("sleep 5")
+    pid = created(pyrunc, bundle, cid)
+    st = os.stat(f"/proc/{pid}/root/opt/d1")
+    assert os.listdir(f"/proc/{pid}/root/opt/d1") == [] and st.st_uid == 0 and st.st_mode & 0o005 == 0o005
+    pyrunc("delete", "-f", cid)
+    bundle.sh("ls -A /opt/d1 /proc/acpi && echo listed; touch /opt/d1/x || echo read-only")
+    assert pyrunc("run", "-b", str(bundle.path), cid).stdout.split() == ["/opt/d1:", "/proc/acpi:", "listed",
+                                                                          "read-only"]

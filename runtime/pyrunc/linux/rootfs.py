@@ -83,7 +83,8 @@ class _Masker:
         if not stat.S_ISDIR(posix.fstat(fd).st_mode):
             sc.mount(paths.fd_path(self._null()), target, None, sc.MS_BIND, label=path)
         elif self.tmpfs is None:
-            sc.mount("tmpfs", target, "tmpfs", _MASK_FLAGS, "size=0k,mode=000", label=path)
+            # tmpfs's own mode (1777, as runc's): root without CAP_DAC_OVERRIDE can list it
+            sc.mount("tmpfs", target, "tmpfs", _MASK_FLAGS, None, label=path)
             self.tmpfs = paths.open_in_root(self.rootfd, path)
         else:
             sc.mount(paths.fd_path(self.tmpfs), target, None, sc.MS_BIND, label=path)
