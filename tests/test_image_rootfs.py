@@ -145,3 +145,14 @@ def test_masked_directory_is_listable_without_dac_override(pyrunc, bundle, cid):
     bundle.sh("ls -A /opt/d1 /proc/acpi && echo listed; touch /opt/d1/x || echo read-only")
     assert pyrunc("run", "-b", str(bundle.path), cid).stdout.split() == ["/opt/d1:", "/proc/acpi:", "listed",
                                                                           "read-only"]
+
+
+def test_create_container_hook_runs_at_the_root_after_the_mounts(pyrunc, bundle, cid, tmp_path):
+    # Relative paths: the hook's working directory is the container's root to be (runc's order).
+    script = f"pwd > {tmp_path}/hook-cwd; [ -c dev/null ] && [ -e dev/pts/ptmx ] && " \
+             "grep -q \" $(pwd)/ro \" /proc/self/mountinfo && echo mounts-done > hook-was-here"
+    bundle.config["mounts"].append({"destination": "/ro", "type": "tmpfs", "source": "tmpfs"})
+    bundle.config["hooks"] = {"createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", script]}]}
+    bundle.sh("cat /hook-was-here")
+    assert pyrunc("run", "-b", str(bundle.path), cid).stdout == "mounts-done\n"
+    assert (tmp_path / "hook-cwd").read_text() == os.path.realpath(bundle.rootfs) + "\n"
