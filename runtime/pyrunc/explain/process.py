@@ -110,7 +110,8 @@ def become(r: Report, tree: Tree) -> tuple[str, list[str]]:
         r.add("init", "process", "capabilities", f"process.capabilities.{name}", f"{name}: {_caps(mask)}{later}",
               caps=caps_list(mask))
     r.add("init", "process", "chdir", "process.cwd",
-          f"chdir {proc.get('cwd', '/')} (resolved inside the rootfs, no magic links)")
+          f"chdir {proc.get('cwd', '/')} (resolved inside the rootfs, no magic links; made 0755 before "
+          "pivot_root if missing): as root before the user switch, again as the user only if root was refused")
     prog = c.seccomp
     if prog is not None and prog.notify:
         r.add("init", "process", "seccomp", "linux.seccomp", _seccomp_text(p) + "; installed now: SCMP_ACT_NOTIFY",

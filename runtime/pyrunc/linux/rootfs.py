@@ -60,6 +60,17 @@ def chroot(rootfs: str) -> None:
         posix.chdir("/")
 
 
+def make_cwd(rootfs: str, cwd: str) -> None:
+    """A missing process.cwd is made inside the rootfs (0755, as runc), through symlinks kept
+    inside it, before anything is read-only; a magic link there is refused (ELOOP)."""
+    with context(f"process.cwd {cwd}"):
+        rootfd = posix.open(rootfs, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
+        try:
+            posix.close(paths.mkdir_all(rootfd, cwd))
+        finally:
+            posix.close(rootfd)
+
+
 def _open_existing(rootfd: int, path: str) -> int | None:
     """An O_PATH fd for ``path`` in the root, or None when it does not exist (nothing to protect)."""
     try:

@@ -81,6 +81,7 @@ def init(plan: Plan, chan: Channel, fifo_fd: int, cgroup) -> NoReturn:
     elif process.get("terminal"):
         from pyrunc.linux import terminal  # imported by bootstrap
         terminal.setup(None, plan.console_fd, process)
+    rootfs.make_cwd(plan.rootfs, process.get("cwd", "/"))
     if plan.hostname is not None and plan.has_ns("uts"):
         socket.sethostname(plan.hostname)
     if plan.domainname is not None and plan.has_ns("uts"):

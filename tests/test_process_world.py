@@ -1,0 +1,55 @@
+"""The container's process as runc makes it (issue 26 item 2): process.cwd entered with the
+runtime's privileges and made when missing, the pty's owner, a session of its own for every
+process. Checked from inside and from the host's /proc and rootfs."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def private_dir(bundle) -> Path:
+    """/secret (0700, root's) holding /secret/work, which uid 1000 owns: only root can reach it."""
+    secret = bundle.rootfs / "secret"
+    (secret / "work").mkdir(parents=True)
+    os.chown(secret / "work", 1000, 1000)
+    secret.chmod(0o700)
+    return secret / "work"
+
+
+def test_cwd_the_user_cannot_search_to_run(pyrunc, bundle, cid, private_dir):
+    bundle.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    bundle.config["process"]["cwd"] = "/secret/work"
+    bundle.sh("pwd; id -u; touch made; ls /secret 2>/dev/null || echo cannot-list-parent")
+    assert pyrunc("run", "-b", str(bundle.path), cid).stdout.split() == ["/secret/work", "1000",
+                                                                         "cannot-list-parent"]
+    assert (private_dir / "made").stat().st_uid == 1000  # from the host: written there, by the user
+
+
+def test_cwd_the_user_cannot_search_to_exec(pyrunc, bundle, cid, private_dir):
+    bundle.args("sleep", "30")
+    pyrunc("run", "-d", "-b", str(bundle.path), cid)
+    out = pyrunc("exec", "--user", "1000:1000", "--cwd", "/secret/work", cid, "sh", "-c", "pwd; touch made").stdout
+    assert out == "/secret/work\n" and (private_dir / "made").stat().st_uid == 1000
+
+
+def test_missing_cwd_is_made_in_a_read_only_rootfs(pyrunc, bundle, cid):
+    (bundle.rootfs / "link").symlink_to("/made/by")  # leading nowhere yet: followed inside the rootfs
+    bundle.config["root"]["readonly"] = True
+    bundle.config["process"]["cwd"] = "/link/deep"
+    bundle.sh("pwd; touch /x 2>/dev/null || echo read-only")
+    assert pyrunc("run", "-b", str(bundle.path), cid).stdout.split() == ["/made/by/deep", "read-only"]
+    for d in ("made", "made/by", "made/by/deep"):
+        assert (bundle.rootfs / d).stat().st_mode & 0o7777 == 0o755, d
+
+
+def test_missing_cwd_of_exec_is_refused(pyrunc, bundle, cid):
+    """As runc: exec does not make its --cwd."""
+    bundle.args("sleep", "30")
+    pyrunc("run", "-d", "-b", str(bundle.path), cid)
+    proc = pyrunc("exec", "--cwd", "/nonexistent", cid, "true", check=False)
+    err = proc.stderr.strip()
+    assert proc.returncode == 255 and "\n" not in err and "process.cwd /nonexistent" in err and "ENOENT" in err
+    assert not (bundle.rootfs / "nonexistent").exists()
