@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 
+SESSION = "echo $$; cut -d' ' -f5,6 /proc/self/stat"  # the shell's pid, then its child's pgrp and session
+
+
 @pytest.fixture
 def private_dir(bundle) -> Path:
     """/secret (0700, root's) holding /secret/work, which uid 1000 owns: only root can reach it."""
@@ -53,3 +56,11 @@ def test_missing_cwd_of_exec_is_refused(pyrunc, bundle, cid):
     err = proc.stderr.strip()
     assert proc.returncode == 255 and "\n" not in err and "process.cwd /nonexistent" in err and "ENOENT" in err
     assert not (bundle.rootfs / "nonexistent").exists()
+
+
+def test_exec_terminal_group_is_tty_and_a_session(pyrunc, bundle, cid):
+    bundle.args("sleep", "30")
+    pyrunc("run", "-d", "-b", str(bundle.path), cid)
+    out = pyrunc("exec", "-t", "--user", "1000:1001", cid, "sh", "-c", "stat -c %u:%g $(tty); " + SESSION).stdout
+    owner, pid, pgrp, sid = out.split()
+    assert owner == "1000:5" and pgrp == sid == pid
