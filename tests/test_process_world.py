@@ -8,6 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from helpers import wait_for
+
+
+def stat_fields(pid: int) -> tuple[int, int]:
+    """(process group, session) of a host pid."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[2]), int(fields[3])
+
 
 SESSION = "echo $$; cut -d' ' -f5,6 /proc/self/stat"  # the shell's pid, then its child's pgrp and session
 
@@ -56,6 +64,27 @@ def test_missing_cwd_of_exec_is_refused(pyrunc, bundle, cid):
     err = proc.stderr.strip()
     assert proc.returncode == 255 and "\n" not in err and "process.cwd /nonexistent" in err and "ENOENT" in err
     assert not (bundle.rootfs / "nonexistent").exists()
+
+
+@pytest.mark.parametrize("pidns", [True, False])
+def test_every_process_leads_a_session(pyrunc, bundle, cid, tmp_path, pidns):
+    if not pidns:
+        bundle.config["linux"]["namespaces"] = [n for n in bundle.config["linux"]["namespaces"]
+                                                if n["type"] != "pid"]
+    bundle.sh(SESSION)
+    pid, pgrp, sid = pyrunc("run", "-b", str(bundle.path), cid).stdout.split()
+    assert pgrp == sid == pid and (pid == "1") == pidns
+    bundle.args("sleep", "30")
+    pyrunc("run", "-d", "-b", str(bundle.path), cid)
+    init = pyrunc.state(cid)["pid"]
+    assert stat_fields(init) == (init, init)  # from the host
+    pid, pgrp, sid = pyrunc("exec", cid, "sh", "-c", SESSION).stdout.split()
+    assert pgrp == sid == pid != "0"
+    pid_file = tmp_path / "exec.pid"
+    pyrunc("exec", "-d", "--pid-file", str(pid_file), cid, "sleep", "30")
+    wait_for(pid_file.exists, what="the pid file")
+    p = int(pid_file.read_text())
+    assert stat_fields(p) == (p, p)
 
 
 def test_exec_terminal_group_is_tty_and_a_session(pyrunc, bundle, cid):

@@ -97,6 +97,9 @@ def become(r: Report, tree: Tree) -> tuple[str, list[str]]:
     r.add("init", "process", "capabilities", "process.capabilities.bounding",
           f"bounding set: {_caps(sets.bounding)} (the rest dropped, keeping capabilities across the user switch)",
           caps=caps_list(sets.bounding))
+    tty = "; the pty (owner uid only, group devpts' gid) its controlling terminal" if proc.get("terminal") else ""
+    r.add("init", "process", "setsid", "process.terminal",
+          f"setsid: the process leads a new session and process group{tty}")
     groups = user.get("additionalGids") or []
     r.add("init", "process", "user", "process.user",
           f"uid {user.get('uid', 0)}, gid {user.get('gid', 0)}, additional groups {groups or 'none'}",
