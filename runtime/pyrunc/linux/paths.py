@@ -43,14 +43,14 @@ def _check_procfs() -> None:
         _checked_root = (root.st_dev, root.st_ino)
 
 
-def mkdir_all(rootfd: int, path: str, mode: int = 0o755) -> int:
-    """Create every missing directory of ``path`` inside the root; return an O_PATH fd to it."""
-    return make_path(rootfd, path, True, mode)[0]
+def mkdir_all(rootfd: int, path: str) -> int:
+    """Create every missing directory of ``path`` inside the root (0755); return an O_PATH fd to it."""
+    return make_path(rootfd, path, True)[0]
 
 
-def make_path(rootfd: int, path: str, is_dir: bool, mode: int = 0o755) -> tuple[int, bool]:
+def make_path(rootfd: int, path: str, is_dir: bool) -> tuple[int, bool]:
     """An O_PATH fd to ``path`` inside the root and whether its last component was made now:
-    a directory (``is_dir``) or an empty file. Missing parents are made as directories, and
+    a directory (``is_dir``, 0755) or an empty file (0644). Missing parents are made as directories, and
     a symlink leading nowhere is followed inside the root and its target made, as images'
     links (/var/run -> /run, /etc/resolv.conf -> ../run/...) need. Nothing existing is
     opened for reading or writing, so no FIFO or device at ``path`` can block."""
@@ -60,14 +60,14 @@ def make_path(rootfd: int, path: str, is_dir: bool, mode: int = 0o755) -> tuple[
     except OSError as exc:
         if exc.errno != errno.ENOENT:
             raise
-    made = _walk(rootfd, path, mode if is_dir else None)
-    return open_in_root(rootfd, made[0], flags), made[1]
+    where, made = _walk(rootfd, path, is_dir)
+    return open_in_root(rootfd, where, flags), made
 
 
-def _walk(rootfd: int, path: str, mode: int | None = 0o755, create: bool = True) -> tuple[str, bool]:
+def _walk(rootfd: int, path: str, last_is_dir: bool = True, create: bool = True) -> tuple[str, bool]:
     """Resolve ``path`` component by component as RESOLVE_IN_ROOT does (an absolute symlink
     or a '..' never leaves the root); with ``create``, make what is missing (the last
-    component a file when ``mode`` is None). Returns the resolved path (no symlink left
+    component a file unless ``last_is_dir``). Returns the resolved path (no symlink left
     in it; a missing part as written when not creating) and whether the last was made."""
     todo = [c for c in path.split("/") if c][::-1]  # a stack: the next component last
     done: list[str] = []
@@ -85,7 +85,7 @@ def _walk(rootfd: int, path: str, mode: int | None = 0o755, create: bool = True)
             except FileNotFoundError:
                 if not create:
                     return "/" + "/".join(done + [comp] + todo[::-1]), False
-                made = _make(pfd, comp, 0o755 if todo else mode)
+                made = _make(pfd, comp, bool(todo) or last_is_dir)
                 if not made:
                     todo.append(comp)  # appeared meanwhile: look again
                     continue
@@ -106,11 +106,11 @@ def _walk(rootfd: int, path: str, mode: int | None = 0o755, create: bool = True)
     return "/" + "/".join(done), made
 
 
-def _make(dirfd: int, name: str, mode: int | None) -> bool:
-    """mkdir, or (``mode`` None) an empty file by O_CREAT|O_EXCL; False if ``name`` exists."""
+def _make(dirfd: int, name: str, is_dir: bool) -> bool:
+    """mkdir, or an empty file by O_CREAT|O_EXCL; False if ``name`` exists."""
     try:
-        if mode is not None:
-            posix.mkdir(name, mode, dir_fd=dirfd)
+        if is_dir:
+            posix.mkdir(name, 0o755, dir_fd=dirfd)
         else:
             new_file = posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC
             posix.close(posix.open(name, new_file, 0o644, dir_fd=dirfd))
