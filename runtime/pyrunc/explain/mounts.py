@@ -224,7 +224,8 @@ def masks_and_readonly(r: Report, tree: Tree) -> None:
                    f"binds the container's /dev/null over {path}", op="mask", lookup="")
         elif first_tmpfs is None:
             first_tmpfs = _mount(r, tree, label, path, "tmpfs", "tmpfs", _MASK_FLAGS,
-                                 f"mounts an empty tmpfs over {path}: ro,nosuid,nodev,noexec (mode 1777: anyone may list it)", op="mask")
+                                 f"mounts an empty tmpfs over {path}: ro,nosuid,nodev,noexec (mode 1777: anyone "
+                                 "may list it)", op="mask")
         else:
             _mount(r, tree, label, path, None, first_tmpfs.target, _MASK_FLAGS,
                    f"binds the empty tmpfs of {first_tmpfs.target} over {path}, remounted ro,nosuid,nodev,noexec",

@@ -50,10 +50,10 @@ def mkdir_all(rootfd: int, path: str) -> int:
 
 def make_path(rootfd: int, path: str, is_dir: bool) -> tuple[int, bool]:
     """An O_PATH fd to ``path`` inside the root and whether its last component was made now:
-    a directory (``is_dir``, 0755) or an empty file (0644). Missing parents are made as directories, and
-    a symlink leading nowhere is followed inside the root and its target made, as images'
-    links (/var/run -> /run, /etc/resolv.conf -> ../run/...) need. Nothing existing is
-    opened for reading or writing, so no FIFO or device at ``path`` can block."""
+    a directory (``is_dir``, 0755) or an empty file (0644). Missing parents are made as
+    directories, and a symlink leading nowhere is followed inside the root and its target
+    made, as images' links (/var/run -> /run, /etc/resolv.conf -> ../run/...) need. Nothing
+    existing is opened for reading or writing, so no FIFO or device at ``path`` can block."""
     flags = posix.O_PATH | (posix.O_DIRECTORY if is_dir else 0)
     try:
         return open_in_root(rootfd, path, flags), False  # there already: most are
