@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from helpers import wait_for
+from usernshelp import HOST_ROOT, base, make_bundle  # noqa: F401 (fixtures)
 
 
 def stat_fields(pid: int) -> tuple[int, int]:
@@ -44,6 +45,25 @@ def test_cwd_the_user_cannot_search_to_exec(pyrunc, bundle, cid, private_dir):
     pyrunc("run", "-d", "-b", str(bundle.path), cid)
     out = pyrunc("exec", "--user", "1000:1000", "--cwd", "/secret/work", cid, "sh", "-c", "pwd; touch made").stdout
     assert out == "/secret/work\n" and (private_dir / "made").stat().st_uid == 1000
+
+
+def test_cwd_only_the_user_can_enter(pyrunc, make_bundle, cid):
+    """Root of a user namespace has no DAC override on a directory whose group it does not map:
+    the first attempt (as root) is refused, the one after the user switch succeeds."""
+    b = make_bundle()
+    mine = b.rootfs / "mine"
+    mine.mkdir()
+    os.chown(mine, HOST_ROOT + 1000, 5)  # the container's uid 1000; host gid 5 is not mapped
+    mine.chmod(0o700)
+    b.config["process"]["cwd"] = "/mine"
+    b.sh("pwd; touch made")
+    proc = pyrunc("run", "-b", str(b.path), cid, check=False)  # as root: refused both times
+    err = proc.stderr.strip()
+    assert proc.returncode != 0 and "\n" not in err and "process.cwd /mine" in err and "EACCES" in err, err
+    b.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    b.write()
+    assert pyrunc("run", "-b", str(b.path), cid).stdout == "/mine\n"
+    assert (mine / "made").stat().st_uid == HOST_ROOT + 1000  # from the host
 
 
 def test_missing_cwd_is_made_in_a_read_only_rootfs(pyrunc, bundle, cid):
