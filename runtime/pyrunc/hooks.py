@@ -32,7 +32,7 @@ _OUTPUT_LIMIT = 4096  # bytes of a failed hook's output kept for the error messa
 WHEN = {
     "prestart": ("parent", "create, once the init has its mounts, in the runtime's namespaces (deprecated)"),
     "createRuntime": ("parent", "create, once the init has its mounts, in the runtime's namespaces"),
-    "createContainer": ("init", "create, in the container's namespaces before pivot_root"),
+    "createContainer": ("init", "create, in the container's namespaces before pivot_root, in the rootfs"),
     "startContainer": ("init", "start, in the container, just before the program is executed"),
     "poststart": ("start", "start, once the program runs, in the runtime's namespaces"),
     "poststop": ("delete", "delete (or a failed create), once the container is gone"),
@@ -257,6 +257,7 @@ def create_container(plan, chan) -> int | None:
             posix._exit(1)
     hooks = of(plan.config, "createContainer")
     if hooks:
+        posix.chdir(plan.rootfs)  # their working directory, as runc's: the container's root to be
         run("createContainer", hooks, _state({"bundle": plan.bundle, "annotations": plan.config.get("annotations")},
                                              plan.id, "creating", posix.getpid()))
     return sync_fd

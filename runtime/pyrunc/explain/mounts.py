@@ -94,7 +94,7 @@ def rootfs_and_mounts(r: Report) -> Tree:
 
 
 def _config_mount(r: Report, tree: Tree, op, new_cgroupns: bool) -> None:
-    from pyrunc.linux import cgroupfs, idmap
+    from pyrunc.linux import cgroupfs, idmap, mounts
     from pyrunc.spec.mountopts import steps
 
     path = f"mounts[{op.index}]"
@@ -112,10 +112,13 @@ def _config_mount(r: Report, tree: Tree, op, new_cgroupns: bool) -> None:
             last = tree.covering(where)  # a cgroup mount's last step changes its first mount
         if step.kind == "mount":
             extra = f"; data {step.data}" if step.data else ""
+            if mounts.keeps_covered_mode(op):  # not read from the rootfs: create may make the directory
+                extra += "; mode that of the directory it covers, if the image has one"
             copy = " and copies what it covers into it (tmpcopyup)" if "tmpcopyup" in op.opts.extra else ""
+            later = "; read-write until just before pivot_root" if mounts.read_only_later(op, step) else ""
             last = _mount(r, tree, path, where, step.fstype, step.source, step.flags & PER_MOUNT,
-                          f"mounts {step.fstype} ({step.source}) on {where}{moved}: {_names(step.flags)}{extra}{copy}",
-                          op="mount", data=step.data)
+                          f"mounts {step.fstype} ({step.source}) on {where}{moved}: {_names(step.flags)}{extra}{copy}"
+                          f"{later}", op="mount", data=step.data)
         elif step.kind == "bind":
             how = ("an idmapped copy of " if idmap.wanted(op, entry) else "") + (step.source or "")
             rec = step.flags & k.MS_REC or op.fstype == "cgroup"
@@ -181,7 +184,15 @@ def _devices(r: Report, tree: Tree) -> None:
 
 
 def pivot(r: Report) -> None:
+    from pyrunc.linux import mounts
+    from pyrunc.spec.mountopts import steps
+
     p = r.plan
+    for op in p.mounts if p.has_ns("mount") else ():
+        first = steps(op)[:1]
+        if op.fstype != "cgroup" and first and mounts.read_only_later(op, first[0]):
+            r.add("init", "mounts", "remount", f"mounts[{op.index}]",
+                  f"remounts {op.destination} read-only, its nodes and mount points made", target=op.destination)
     if not p.has_ns("mount"):
         r.add("init", "mounts", "chroot", "root.path", f"chroot {p.rootfs} (the runtime's mount namespace is never pivoted)")
         return
@@ -213,7 +224,8 @@ def masks_and_readonly(r: Report, tree: Tree) -> None:
                    f"binds the container's /dev/null over {path}", op="mask", lookup="")
         elif first_tmpfs is None:
             first_tmpfs = _mount(r, tree, label, path, "tmpfs", "tmpfs", _MASK_FLAGS,
-                                 f"mounts an empty tmpfs over {path}: ro,nosuid,nodev,noexec, size=0k,mode=000", op="mask")
+                                 f"mounts an empty tmpfs over {path}: ro,nosuid,nodev,noexec (mode 1777: anyone "
+                                 "may list it)", op="mask")
         else:
             _mount(r, tree, label, path, None, first_tmpfs.target, _MASK_FLAGS,
                    f"binds the empty tmpfs of {first_tmpfs.target} over {path}, remounted ro,nosuid,nodev,noexec",

@@ -97,6 +97,9 @@ def become(r: Report, tree: Tree) -> tuple[str, list[str]]:
     r.add("init", "process", "capabilities", "process.capabilities.bounding",
           f"bounding set: {_caps(sets.bounding)} (the rest dropped, keeping capabilities across the user switch)",
           caps=caps_list(sets.bounding))
+    tty = "; the pty (owner uid only, group devpts' gid) its controlling terminal" if proc.get("terminal") else ""
+    r.add("init", "process", "setsid", "process.terminal",
+          f"setsid: the process leads a new session and process group{tty}")
     groups = user.get("additionalGids") or []
     r.add("init", "process", "user", "process.user",
           f"uid {user.get('uid', 0)}, gid {user.get('gid', 0)}, additional groups {groups or 'none'}",
@@ -110,7 +113,8 @@ def become(r: Report, tree: Tree) -> tuple[str, list[str]]:
         r.add("init", "process", "capabilities", f"process.capabilities.{name}", f"{name}: {_caps(mask)}{later}",
               caps=caps_list(mask))
     r.add("init", "process", "chdir", "process.cwd",
-          f"chdir {proc.get('cwd', '/')} (resolved inside the rootfs, no magic links)")
+          f"chdir {proc.get('cwd', '/')} (resolved inside the rootfs, no magic links; made 0755 before "
+          "pivot_root if missing): as root before the user switch, again as the user only if root was refused")
     prog = c.seccomp
     if prog is not None and prog.notify:
         r.add("init", "process", "seccomp", "linux.seccomp", _seccomp_text(p) + "; installed now: SCMP_ACT_NOTIFY",

@@ -1,6 +1,7 @@
 """The last steps before execve: find the program, become the user, enter cwd."""
 from __future__ import annotations
 
+import errno
 import posix
 import stat
 
@@ -93,10 +94,12 @@ def switch_user(user: dict) -> None:
         posix.setresuid(uid, uid, uid)
 
 
-def enter_cwd(cwd: str) -> None:
+def enter_cwd(cwd: str, retry_later: bool = False) -> bool:
     """Resolve cwd beneath the container root: symlinks cannot climb out of it and magic
     links are refused, so /proc/self/fd/N naming a host directory that leaked into this
-    process cannot become the program's cwd (CVE-2024-21626)."""
+    process cannot become the program's cwd (CVE-2024-21626). With ``retry_later`` (still
+    the runtime's user), a permission error returns False: the user may enter it after
+    the switch (a volume chowned to it); root may enter what the user cannot search."""
     from pyrunc.syscalls import calls as sc
 
     with context(f"process.cwd {cwd}"):
@@ -104,12 +107,17 @@ def enter_cwd(cwd: str) -> None:
         try:
             fd = sc.openat2(root, cwd.lstrip("/") or ".", posix.O_PATH | posix.O_DIRECTORY,
                             sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS)
+            try:
+                posix.fchdir(fd)
+            finally:
+                posix.close(fd)
+        except OSError as exc:
+            if retry_later and exc.errno in (errno.EACCES, errno.EPERM):
+                return False
+            raise
         finally:
             posix.close(root)
-        try:
-            posix.fchdir(fd)
-        finally:
-            posix.close(fd)
+    return True
 
 
 def setgroups(groups: list[int]) -> None:

@@ -60,14 +60,28 @@ def shared_parent(rootfs: str, mountinfo: str = "/proc/self/mountinfo") -> str |
     return best if shared else None
 
 
-def apply_all(plan: Plan, rootfd: int, cgroup) -> None:
-    """``cgroup`` is the container's CgroupManager: "cgroup" mounts show its directories."""
+def apply_all(plan: Plan, rootfd: int, cgroup) -> list[tuple[int, int, str]]:
+    """``cgroup`` is the container's CgroupManager: "cgroup" mounts show its directories.
+    Returns the read-only mounts made writable for now, for remount_readonly."""
+    later: list[tuple[int, int, str]] = []
     for op in plan.mounts:
         with context(op.label()):
             if op.fstype == "cgroup":
                 cgroupfs.mount(rootfd, op, cgroup.dirs, cgroup.mounts, bool(plan.new_ns & sc.CLONE_NEWCGROUP))
             else:
-                apply(rootfd, op)
+                apply(rootfd, op, later)
+    return later
+
+
+def remount_readonly(later: list[tuple[int, int, str]]) -> None:
+    """The last step on the tree before pivot_root: what apply_all left writable becomes read-only
+    (the superblock too, as the config asked), once /dev's nodes and submounts are in."""
+    for fd, flags, label in later:
+        with context(label):
+            try:
+                sc.mount(None, paths.fd_path(fd), None, sc.MS_REMOUNT | flags, label=label)
+            finally:
+                posix.close(fd)
 
 
 def mount_flags(path: str) -> int:
@@ -86,10 +100,29 @@ def _source_is_dir(op: MountOp) -> bool:
         raise FileNotFoundError(2, "bind source does not exist", op.source) from None
 
 
-def apply(rootfd: int, op: MountOp) -> None:
+def read_only_later(op: MountOp, step: Step) -> bool:
+    """A read-only tmpfs or /dev that may still get nodes or mount points made in it:
+    mounted read-write, made read-only by remount_readonly."""
+    return step.kind == "mount" and bool(step.flags & sc.MS_RDONLY) and \
+        (op.fstype == "tmpfs" or op.destination.rstrip("/") == "/dev")
+
+
+def keeps_covered_mode(op: MountOp) -> bool:
+    """A tmpfs over a directory of the image takes its mode, not tmpfs's 1777, unless given one."""
+    return op.fstype == "tmpfs" and not any(d.startswith("mode=") for d in op.opts.data)
+
+
+def apply(rootfd: int, op: MountOp, later: list[tuple[int, int, str]]) -> None:
+    """``later`` gets (fd, flags, label) of a mount made writable for now (remount_readonly)."""
     todo = steps(op)
     if todo and todo[0].kind in ("mount", "bind"):
-        fd = _mount_new(rootfd, op, todo.pop(0))
+        first = todo.pop(0)
+        ro_later = read_only_later(op, first)
+        if ro_later:
+            first = Step(first.kind, first.source, first.fstype, first.flags & ~sc.MS_RDONLY, data=first.data)
+        fd = _mount_new(rootfd, op, first)
+        if ro_later:
+            later.append((posix.dup(fd), first.flags | sc.MS_RDONLY, op.label()))  # dup: close-on-exec
     else:  # "remount": the mount is there already
         fd = paths.open_in_root(rootfd, op.destination)
     try:
@@ -110,7 +143,7 @@ def apply(rootfd: int, op: MountOp) -> None:
 
 def _mount_new(rootfd: int, op: MountOp, step: Step) -> int:
     """Mount at the destination; return an O_PATH fd to the new mount's root."""
-    fd = paths.make_mountpoint(rootfd, op.destination, _source_is_dir(op))
+    fd, made = paths.make_path(rootfd, op.destination, _source_is_dir(op))
     covered = None
     try:
         target = paths.fd_path(fd)
@@ -118,9 +151,14 @@ def _mount_new(rootfd: int, op: MountOp, step: Step) -> int:
             if not idmap.attach(op, target):
                 sc.mount(step.source, target, None, step.flags, label=op.destination)
         else:
-            if "tmpcopyup" in op.opts.extra and op.fstype == "tmpfs":
-                covered = posix.open(target, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
-            sc.mount(step.source, target, step.fstype, step.flags, step.data, label=op.destination)
+            data = step.data
+            if op.fstype == "tmpfs":
+                if "tmpcopyup" in op.opts.extra:
+                    covered = posix.open(target, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
+                if not made and keeps_covered_mode(op):
+                    mode = f"mode={stat.S_IMODE(posix.fstat(fd).st_mode):o}"
+                    data = f"{data},{mode}" if data else mode
+            sc.mount(step.source, target, step.fstype, step.flags, data, label=op.destination)
     finally:
         posix.close(fd)
     # Re-resolve: the fd above names the covered directory, not the new mount.

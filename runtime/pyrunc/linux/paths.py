@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import errno
 import posix
+import stat
 
 from pyrunc.errors import PyruncError, SyscallError
 from pyrunc.linux import procfs
 from pyrunc.syscalls import calls as sc
 
 _RESOLVE = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS
+_MAX_LINKS = 40  # the kernel's limit on symlinks in one lookup
 _checked_root: tuple[int, int] | None = None  # (st_dev, st_ino) of the / whose /proc was verified
 
 
@@ -41,31 +43,80 @@ def _check_procfs() -> None:
         _checked_root = (root.st_dev, root.st_ino)
 
 
-def mkdir_all(rootfd: int, path: str, mode: int = 0o755) -> int:
-    """Create every missing directory of ``path`` inside the root; return an O_PATH fd to it."""
+def mkdir_all(rootfd: int, path: str) -> int:
+    """Create every missing directory of ``path`` inside the root (0755); return an O_PATH fd to it."""
+    return make_path(rootfd, path, True)[0]
+
+
+def make_path(rootfd: int, path: str, is_dir: bool) -> tuple[int, bool]:
+    """An O_PATH fd to ``path`` inside the root and whether its last component was made now:
+    a directory (``is_dir``, 0755) or an empty file (0644). Missing parents are made as
+    directories, and a symlink leading nowhere is followed inside the root and its target
+    made, as images' links (/var/run -> /run, /etc/resolv.conf -> ../run/...) need. Nothing
+    existing is opened for reading or writing, so no FIFO or device at ``path`` can block."""
+    flags = posix.O_PATH | (posix.O_DIRECTORY if is_dir else 0)
     try:
-        return open_in_root(rootfd, path, posix.O_PATH | posix.O_DIRECTORY)  # there already: most are
+        return open_in_root(rootfd, path, flags), False  # there already: most are
     except OSError as exc:
         if exc.errno != errno.ENOENT:
             raise
-    done = ""
-    for comp in [c for c in path.split("/") if c]:
-        parent = done or "/"
-        done = f"{done}/{comp}"
-        try:
-            posix.close(open_in_root(rootfd, done, posix.O_PATH | posix.O_DIRECTORY))
+    where, made = _walk(rootfd, path, is_dir)
+    return open_in_root(rootfd, where, flags), made
+
+
+def _walk(rootfd: int, path: str, last_is_dir: bool = True, create: bool = True) -> tuple[str, bool]:
+    """Resolve ``path`` component by component as RESOLVE_IN_ROOT does (an absolute symlink
+    or a '..' never leaves the root); with ``create``, make what is missing (the last
+    component a file unless ``last_is_dir``). Returns the resolved path (no symlink left
+    in it; a missing part as written when not creating) and whether the last was made."""
+    todo = [c for c in path.split("/") if c][::-1]  # a stack: the next component last
+    done: list[str] = []
+    links, made = 0, False
+    while todo:
+        comp = todo.pop()
+        if comp in (".", ".."):
+            if comp == ".." and done:
+                done.pop()
             continue
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                raise
-        pfd = open_in_root(rootfd, parent, posix.O_PATH | posix.O_DIRECTORY)
+        pfd = open_in_root(rootfd, "/".join(done), posix.O_PATH | posix.O_DIRECTORY)
         try:
-            posix.mkdir(comp, mode, dir_fd=pfd)
-        except FileExistsError:
-            pass  # created meanwhile, or a dangling symlink: the re-open below decides
+            try:
+                st = posix.stat(comp, dir_fd=pfd, follow_symlinks=False)
+            except FileNotFoundError:
+                if not create:
+                    return "/" + "/".join(done + [comp] + todo[::-1]), False
+                made = _make(pfd, comp, bool(todo) or last_is_dir)
+                if not made:
+                    todo.append(comp)  # appeared meanwhile: look again
+                    continue
+            else:
+                if stat.S_ISLNK(st.st_mode):
+                    links += 1
+                    if links > _MAX_LINKS:
+                        raise SyscallError("openat2", errno.ELOOP, path)
+                    target = posix.readlink(comp, dir_fd=pfd)
+                    if target.startswith("/"):
+                        done = []
+                    todo += [c for c in target.split("/") if c][::-1]
+                    continue
+                made = False
         finally:
             posix.close(pfd)
-    return open_in_root(rootfd, path, posix.O_PATH | posix.O_DIRECTORY)
+        done.append(comp)
+    return "/" + "/".join(done), made
+
+
+def _make(dirfd: int, name: str, is_dir: bool) -> bool:
+    """mkdir, or an empty file by O_CREAT|O_EXCL; False if ``name`` exists."""
+    try:
+        if is_dir:
+            posix.mkdir(name, 0o755, dir_fd=dirfd)
+        else:
+            new_file = posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC
+            posix.close(posix.open(name, new_file, 0o644, dir_fd=dirfd))
+    except FileExistsError:
+        return False
+    return True
 
 
 def split(path: str) -> tuple[str, str]:
@@ -74,25 +125,6 @@ def split(path: str) -> tuple[str, str]:
     if base in ("", ".", ".."):
         raise PyruncError(f"{path}: not a path to a file")
     return parent or "/", base
-
-
-def make_file(rootfd: int, path: str, mode: int = 0o644) -> int:
-    """Create an empty file at ``path`` inside the root if absent; return an O_PATH fd to it."""
-    parent, base = split(path)
-    pfd = mkdir_all(rootfd, parent)
-    try:
-        fd = posix.open(base, posix.O_WRONLY | posix.O_CREAT | posix.O_NOFOLLOW | posix.O_CLOEXEC, mode, dir_fd=pfd)
-        posix.close(fd)
-    except OSError as exc:
-        if exc.errno not in (errno.EISDIR, errno.ELOOP, errno.ENXIO, errno.EACCES, errno.ETXTBSY):
-            raise
-    finally:
-        posix.close(pfd)
-    return open_in_root(rootfd, path)
-
-
-def make_mountpoint(rootfd: int, path: str, is_dir: bool) -> int:
-    return mkdir_all(rootfd, path) if is_dir else make_file(rootfd, path)
 
 
 def replace_with_file(rootfd: int, path: str, mode: int = 0o600) -> int:
@@ -123,21 +155,9 @@ def unlink_nondir(dirfd: int, name: str, path: str) -> None:
 
 
 def resolve_in_root(rootfd: int, path: str) -> str:
-    """Where ``path`` leads inside the root, as open_in_root resolves it (symlinks stay
-    inside); the part that does not exist yet is kept as written. Only reads (`explain`)."""
-    from pyrunc import fs
-
-    parts = [c for c in path.split("/") if c]
-    root = posix.readlink(f"/proc/self/fd/{rootfd}")
-    for n in range(len(parts), -1, -1):
-        try:
-            fd = open_in_root(rootfd, "/".join(parts[:n]))
-        except OSError:
-            continue
-        try:
-            real = posix.readlink(f"/proc/self/fd/{fd}")
-        finally:
-            posix.close(fd)
-        inside = "/" + fs.relpath(real, root) if real != root else "/"
-        return fs.normpath(fs.join(inside, *parts[n:])) if parts[n:] else inside
-    return "/" + "/".join(parts)
+    """Where ``path`` leads inside the root, as make_path resolves it (symlinks stay inside);
+    the part that does not exist yet is kept as written. Only reads (`explain`)."""
+    try:
+        return _walk(rootfd, path, create=False)[0]
+    except OSError:
+        return "/" + "/".join(c for c in path.split("/") if c)

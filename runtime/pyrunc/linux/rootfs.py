@@ -83,6 +83,17 @@ def chroot(rootfs: str) -> None:
         posix.chdir("/")
 
 
+def make_cwd(rootfs: str, cwd: str) -> None:
+    """A missing process.cwd is made inside the rootfs (0755, as runc), through symlinks kept
+    inside it, before anything is read-only; a magic link there is refused (ELOOP)."""
+    with context(f"process.cwd {cwd}"):
+        rootfd = posix.open(rootfs, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
+        try:
+            posix.close(paths.mkdir_all(rootfd, cwd))
+        finally:
+            posix.close(rootfd)
+
+
 def _open_existing(rootfd: int, path: str) -> int | None:
     """An O_PATH fd for ``path`` in the root, or None when it does not exist (nothing to protect)."""
     try:
@@ -106,7 +117,8 @@ class _Masker:
         if not stat.S_ISDIR(posix.fstat(fd).st_mode):
             sc.mount(paths.fd_path(self._null()), target, None, sc.MS_BIND, label=path)
         elif self.tmpfs is None:
-            sc.mount("tmpfs", target, "tmpfs", _MASK_FLAGS, "size=0k,mode=000", label=path)
+            # tmpfs's own mode (1777, as runc's): root without CAP_DAC_OVERRIDE can list it
+            sc.mount("tmpfs", target, "tmpfs", _MASK_FLAGS, None, label=path)
             self.tmpfs = paths.open_in_root(self.rootfd, path)
         else:
             sc.mount(paths.fd_path(self.tmpfs), target, None, sc.MS_BIND, label=path)

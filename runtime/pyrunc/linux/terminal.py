@@ -54,8 +54,9 @@ def setup(rootfd: int | None, console_fd: int | None, process: dict) -> None:
                 posix.close(root)
         slave = fcntl.ioctl(master, _TIOCGPTPEER, posix.O_RDWR | posix.O_NOCTTY | posix.O_CLOEXEC)
         n = struct.unpack("I", fcntl.ioctl(master, _TIOCGPTN, bytes(4)))[0]
-        # The process's user owns its terminal (as login does), so it may reopen it by name.
-        posix.fchown(slave, user.get("uid", 0), user.get("gid", 0))
+        # The process's user owns its terminal (as login does), so it may reopen it by name;
+        # the group stays devpts' (its gid= option, "tty"), as runc leaves it.
+        posix.fchown(slave, user.get("uid", 0), -1)
         if size:
             with context("process.consoleSize"):
                 fcntl.ioctl(master, termios.TIOCSWINSZ,

@@ -20,9 +20,14 @@ def become(process: dict, a, c: confine.Confinement, chan) -> tuple[str, list[st
     sched.set_scheduler(a.sched_attr)
     sched.set_io_priority(a.ioprio)
     rlimits.apply(a.rlimits)  # last before the switch: only root may raise a hard limit
+    if not process.get("terminal"):
+        posix.setsid()  # a session of its own, as runc's processes (terminal.setup made one already)
+    cwd = process.get("cwd", "/")
+    entered = execute.enter_cwd(cwd, retry_later=True)  # with the runtime's privileges first, as runc
     confine.before_user_switch(c)
     execute.switch_user(process.get("user", {}))
+    if not entered:
+        execute.enter_cwd(cwd)
     confine.after_user_switch(c)
-    execute.enter_cwd(process.get("cwd", "/"))
     confine.before_ready(c, chan)
     return path, env

@@ -67,7 +67,7 @@ def init(plan: Plan, chan: Channel, fifo_fd: int, cgroup, launcher_fd: int) -> N
     attrs.set_oom_score_adj(a.oom_score_adj)
     if plan.has_ns("mount"):
         rootfd = mounts.setup_root(plan)
-        mounts.apply_all(plan, rootfd, cgroup)
+        read_only_later = mounts.apply_all(plan, rootfd, cgroup)
     # The parent has written linux.resources meanwhile. Device nodes come after that: v1's
     # device rules pass through a deny-all while they are written, when mknod would fail.
     _await_parent(chan, "resources")
@@ -81,6 +81,7 @@ def init(plan: Plan, chan: Channel, fifo_fd: int, cgroup, launcher_fd: int) -> N
     elif process.get("terminal"):
         from pyrunc.linux import terminal  # imported by bootstrap
         terminal.setup(None, plan.console_fd, process)
+    rootfs.make_cwd(plan.rootfs, process.get("cwd", "/"))
     if plan.hostname is not None and plan.has_ns("uts"):
         socket.sethostname(plan.hostname)
     if plan.domainname is not None and plan.has_ns("uts"):
@@ -93,6 +94,7 @@ def init(plan: Plan, chan: Channel, fifo_fd: int, cgroup, launcher_fd: int) -> N
         from pyrunc import hooks  # imported by bootstrap
         start_sync = hooks.create_container(plan, chan)  # after prestart/createRuntime in the parent
     if plan.has_ns("mount"):
+        mounts.remount_readonly(read_only_later)
         rootfs.pivot(plan.rootfs, plan.no_pivot, plan.config.get("linux", {}).get("rootfsPropagation"))
     else:  # the runtime's own mount namespace (config-linux.md: inherited): never pivot it
         rootfs.chroot(plan.rootfs)
