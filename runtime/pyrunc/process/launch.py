@@ -41,6 +41,7 @@ _SEALS = 0x1 | 0x2 | 0x4 | 0x8  # F_SEAL_SEAL, SHRINK, GROW, WRITE
 _F_SEAL_EXEC = 0x20  # Linux >= 6.3: the mode (our execute-only bits) cannot change either
 _MFD_EXEC = 0x10  # Linux >= 6.3: say so, or vm.memfd_noexec=1 makes it non-executable
 _DAC = 1 << 1 | 1 << 2  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+_ERRNOS = 134  # the launcher's error texts, by errno: 1..133 (EHWPOISON)
 _PROGRAM = __file__.rsplit("/", 2)[0] + "/syscalls/pyrunc-launch"
 
 
@@ -94,14 +95,14 @@ def launch(launcher_fd: int, path: str, args: list[str], env: list[str], c: conf
                 f'exec: "{args[0]}": execve {path}: ')
     labels = c.labels  # (apparmor, selinux) exec attribute: (fd or -1, text)
     envp = [f"{name}={value}" for name, value in execute.env_dict(env).items()]
-    strings = [path, *args, *envp, *prefixes, labels[0][1], labels[1][1], *map(_errtext, range(134))]
+    strings = [path, *args, *envp, *prefixes, labels[0][1], labels[1][1], *map(_errtext, range(_ERRNOS))]
     try:
         blob = b"".join(map(_c_string, strings))
     except ValueError as exc:  # a NUL byte in process.args or process.env
         raise PyruncError(f"process: {exc}") from None
     caps = _carry_capabilities(caps, capmod.bounding_set(c.caps.last))
     head = pack("<IiiiiIIIIIII4Q", MAGIC, fifo_fd, report_fd, labels[0][0], labels[1][0], close_from,
-                flags, len(bpf or b""), len(args), len(envp), 134, 0, *caps)
+                flags, len(bpf or b""), len(args), len(envp), _ERRNOS, 0, *caps)
     data = posix.memfd_create("pyrunc-launch-data", 0)  # inherited by the launcher, which closes it
     posix.write(data, head + (bpf or b"") + blob)
     for fd in (fifo_fd, report_fd, labels[0][0], labels[1][0]):
