@@ -75,7 +75,7 @@ def test_conversions_like_runc():
 
 def test_update_flags():
     assert resources_from_update_flags({
-        "memory": "96m", "memory-reservation": "1g", "memory-swap": "-1", "cpu-shares": "512",
+        "memory": "96m", "memory-reservation": "1g", "memory-swap": "-1", "cpu-share": "512",
         "cpu-quota": "-1", "cpu-period": "100000", "cpu-burst": "10", "cpuset-cpus": "0-1",
         "cpuset-mems": "0", "pids-limit": "100", "blkio-weight": "300", "cpu-rt-period": "1000000",
         "cpu-rt-runtime": "950000", "cpu-idle": "1"}) == {
@@ -87,7 +87,7 @@ def test_update_flags():
 
 
 @pytest.mark.parametrize("flags,msg", [({"memory": "lots"}, "--memory 'lots'"),
-                                       ({"cpu-shares": "-5"}, "--cpu-shares"),
+                                       ({"cpu-share": "-5"}, "--cpu-share"),
                                        ({"bogus": "1"}, "unknown flag --bogus")])
 def test_update_flags_errors(flags, msg):
     with pytest.raises(PyruncError) as e:
