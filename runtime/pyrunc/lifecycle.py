@@ -307,6 +307,12 @@ def _after_start(c: st.Container, hooks, sync_fd) -> None:
 
 
 def kill(c: st.Container, sig: int, all_procs: bool = False) -> None:
+    crash.point("kill", "loaded")
+    _kill(c, sig, all_procs)
+    crash.point("kill", "signalled")
+
+
+def _kill(c: st.Container, sig: int, all_procs: bool) -> None:
     if all_procs and c.status() == "stopped":
         # Not an error, as in runc: containerd's shim deletes an exited task with
         # `kill --all ID KILL` first (the CRI does so for every container), to end what

@@ -131,9 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     label = cmd or "pyrunc"
     try:
         gopts, extra = parse(GLOBAL_FLAGS, gl_argv)
-        log.configure(gopts["log"], gopts["log_format"], gopts["debug"])
         if gopts["log_format"] not in ("text", "json"):
             raise UsageError(f"invalid --log-format {gopts['log_format']!r}: use text or json")
+        log.configure(gopts["log"], gopts["log_format"], gopts["debug"])
         if gopts["rootless"] not in ("true", "false", "auto"):
             raise UsageError(f"invalid --rootless {gopts['rootless']!r}: use true, false or auto")
         if gopts["version"]:
