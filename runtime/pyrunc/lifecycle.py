@@ -74,7 +74,7 @@ def cgroup_for(plan: Plan, *, systemd_cgroup: bool = False, rootless: bool = Fal
 
     linux = plan.config.get("linux", {})
     cg = open_manager(linux.get("cgroupsPath"), plan.id, systemd=systemd_cgroup, rootless=rootless)
-    validate_resources(linux.get("resources") or {})  # before any process exists; written in _spawn
+    validate_resources(linux.get("resources") or {}, warn=True)  # before any process exists; written in _spawn
     return cg
 
 

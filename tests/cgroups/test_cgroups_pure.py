@@ -99,7 +99,10 @@ def test_parse_rules_defaults_and_errors():
     assert parse_rules([{"allow": True}]) == [Rule(True, "a", WILDCARD, WILDCARD, "rwm")]
     assert parse_rules([{"allow": False, "type": "c", "major": 1, "access": "wr"}]) == \
         [Rule(False, "c", 1, WILDCARD, "rw")]
-    for bad, where in (({"allow": 1}, "[0].allow"), ({"allow": True, "access": "x"}, "[0].access"),
+    # as runc: unknown access letters dropped; an entry left with none does nothing
+    assert parse_rules([{"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwa"},
+                        {"allow": False, "access": "x"}]) == [Rule(True, "c", 1, 3, "rw")]
+    for bad, where in (({"allow": 1}, "[0].allow"), ({"allow": True, "access": 7}, "[0].access"),
                        ({"allow": True, "major": -2}, "[0].major")):
         with pytest.raises(PyruncError, match="^linux\\.resources\\.devices" + re.escape(where)):
             parse_rules([bad])

@@ -34,13 +34,15 @@ def dev_is_bind(mounts: list) -> bool:
 
 
 def config_nodes(devices: list[dict]) -> list[Node]:
-    """linux.devices as Nodes; a path that is not a plain name under /dev is refused."""
+    """linux.devices as Nodes. A path may be anywhere in the container (config-linux.md:
+    "MAY be anywhere in the container filesystem, notably outside of /dev"), taken
+    lexically ("/dev/xx/" is /dev/xx), as runc does; made inside the rootfs all the same."""
     nodes = []
     for i, dev in enumerate(devices):
         label = f"linux.devices[{i}]"
-        path = dev["path"]
-        if fs.normpath(path) != path or not path.startswith("/dev/"):
-            raise ConfigError(f"{label}.path: {path!r} must be a normalized path under /dev/")
+        path = fs.normpath(dev["path"])
+        if path == "/":
+            raise ConfigError(f"{label}.path: {dev['path']!r} names the container's root, not a file")
         mode = _TYPES[dev["type"]] | (dev.get("fileMode", 0o666) & 0o7777)
         rdev = 0 if dev["type"] == "p" else posix.makedev(dev.get("major", 0), dev.get("minor", 0))
         nodes.append(Node(f"{label} {path}", path, mode, rdev, dev.get("uid", 0), dev.get("gid", 0)))
