@@ -112,6 +112,25 @@ def test_device_path_anywhere_in_the_container(pyrunc, bundle, cid, path, made):
     pyrunc("delete", "--force", cid)
 
 
+def test_device_path_on_another_file_is_refused_the_same_device_kept(pyrunc, bundle, cid):
+    """config-linux.md: a file at the path that is not the requested device MUST be an error
+    (runc replaces it: the spec is kept); the very device there is kept, its mode set."""
+    (bundle.rootfs / "etc" / "pyrunc-conf").write_text("regular file\n")
+    bundle.config["linux"]["devices"] = [{"path": "/etc/pyrunc-conf", "type": "c", "major": 1, "minor": 3}]
+    bundle.args("true")
+    proc = pyrunc("run", "-b", str(bundle.path), cid, check=False)
+    err = proc.stderr.strip()
+    assert proc.returncode != 0 and "\n" not in err and "linux.devices[0]" in err and "not the requested device" in err
+    assert (bundle.rootfs / "etc" / "pyrunc-conf").read_text() == "regular file\n"
+    (bundle.rootfs / "opt").mkdir(exist_ok=True)
+    os.mknod(bundle.rootfs / "opt" / "pyrunc-null", 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    bundle.config["linux"]["devices"] = [{"path": "/opt/pyrunc-null", "type": "c", "major": 1, "minor": 3,
+                                          "fileMode": 0o644}]
+    bundle.write()
+    pyrunc("run", "-b", str(bundle.path), cid)
+    assert stat.S_IMODE(os.lstat(bundle.rootfs / "opt" / "pyrunc-null").st_mode) == 0o644
+
+
 @pytest.mark.parametrize("path, why", [("/", "names the container's root"), ("/dev", "directory is in the way")])
 def test_device_path_on_a_directory_is_refused(pyrunc, bundle, cid, path, why):
     bundle.config["linux"]["devices"] = [
