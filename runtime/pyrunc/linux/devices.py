@@ -60,6 +60,9 @@ def planned_nodes(devices: list[dict], *, defaults: bool) -> list[Node]:
         # A linux.devices entry for a default's path replaces it (podman --privileged lists
         # /dev/null and the rest): made twice, a default bound from the host because mknod
         # was refused would be a mount point the second one cannot replace.
+        # /dev/ptmx stays the pts/ptmx symlink, as runc leaves it: a ptmx node listed (a
+        # privileged container's) would open the host's devpts instance, not the container's
+        nodes = [n for n in nodes if n.path != "/dev/ptmx"]
         given = {n.path for n in nodes}
         nodes[:0] = [Node(f"/dev/{n}", f"/dev/{n}", stat.S_IFCHR | 0o666, posix.makedev(ma, mi))
                      for n, ma, mi in DEFAULT_DEVICES if f"/dev/{n}" not in given]
