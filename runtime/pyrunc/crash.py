@@ -5,10 +5,10 @@ runtime killed at any step.
 
 For tests only: PYRUNC_CRASH_AT=OP:STEP SIGKILLs the runtime when it reaches STEP of
 OP (OP:STEP:exit makes it _exit(EXIT_STATUS) instead, which no error exit uses). Unset
-and without --debug, a point costs two comparisons. A step that a container-side child reaches (child_point:
-"child:" and "init:" below) travels to the runtime as a "crash" message, which the
-runtime dies on reading while the child waits for that: the runtime is killed exactly
-while its child stands at that step.
+and without --debug, a point costs two comparisons. A step that a container-side child
+reaches (child_point: "child:" and "init:" below) travels to the runtime as a "crash"
+message, which the runtime dies on reading while the child waits for that: the runtime
+is killed exactly while its child stands at that step.
 """
 from __future__ import annotations
 

@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(_version())
             return 0
         if cmd is None or gopts["help"]:
-            return _help(None) or (0 if gopts["help"] else 1)
+            _help(None)
+            return 0 if gopts["help"] else 1  # no command at all is a usage error
         asked = cmd in ("help", "h")
         if asked:
             cmd = rest[0] if rest else None
