@@ -104,6 +104,8 @@ def check() -> int:
         app = r.get("applicability", "")
         if app != "linux" and not app.startswith("n/a:"):
             problems.append(f"bad applicability {r['id']}: {app!r}")
+        if "deviation" in r and (not isinstance(r["deviation"], str) or not r["deviation"].strip()):
+            problems.append(f"{r['id']}: a deviation must say what the runtime does instead")
         if r.get("not_observable") and r.get("tests"):
             problems.append(f"{r['id']}: marked not observable but claimed by tests")
         if r.get("requires", "") not in ("", *REQUIRES):

@@ -151,10 +151,6 @@ def _mb_schema(v: str) -> bool:
     return v.startswith("MB:") and chr(10) not in v
 
 
-def _rwm(v: str) -> bool:
-    return set(v) <= {"r", "w", "m"}
-
-
 def _page_size(v: str) -> bool:
     return len(v) > 2 and v[-1] == "B" and v[-2] in "KMG" and _number(v[:-2]) and v[0] != "0"
 '''
@@ -170,7 +166,6 @@ PLAIN_TESTS = {
     r"^MB:[^\n]*$": "_mb_schema",
     r"^CAP_[A-Z0-9_]+$": "_cap_name",
     r"^[^\n]*$": "_one_line",
-    r"^[rwm]*$": "_rwm",
     r"^[1-9][0-9]*[KMG]B$": "_page_size",
 }
 

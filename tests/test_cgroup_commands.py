@@ -419,3 +419,19 @@ def test_update_devices_rewrites_the_allowlist(pyrunc, bundle, cid):
     pyrunc("update", "-r", "-", cid, input=json.dumps({"devices": [{**rule, "allow": False}]}))
     wait_for(lambda: probe.read_text().strip() == "denied", what="the device denied again")
     assert saved_resources(pyrunc, cid)["devices"] == [{**rule, "allow": False}]
+
+
+def test_device_access_letters_as_runc(pyrunc, bundle, cid):
+    """Issue 27: access letters other than r, w and m are ignored with a warning, as runc
+    ignores them, not refused; the entry keeps its r, w and m."""
+    bundle.config["linux"]["resources"]["devices"] = [
+        {"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "rza"}]
+    bundle.args("sleep", "1000")
+    r = pyrunc("run", "-d", "-b", str(bundle.path), cid)
+    warning = [line for line in r.stderr.splitlines() if "linux.resources.devices[1].access" in line]
+    assert len(warning) == 1 and "'az'" in warning[0], r.stderr
+    own = {line.split(":")[1]: line.split(":", 2)[2] for line in
+           Path(f"/proc/{pyrunc.state(cid)['pid']}/cgroup").read_text().splitlines()}
+    if "devices" in own:  # v1: the kernel's list; on v2 the rule is in an eBPF program
+        listed = (Path("/sys/fs/cgroup/devices") / own["devices"].lstrip("/") / "devices.list").read_text()
+        assert "c 1:11 r\n" in listed, listed

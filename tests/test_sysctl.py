@@ -71,10 +71,25 @@ def test_net_sysctl_refused_in_a_joined_host_netns(pyrunc, bundle, cid, host_sys
     assert "linux.sysctl.net.ipv4.ip_forward:" in err and "is the host's network namespace" in err, err
 
 
-def test_hostname_sysctl_conflicts_with_hostname_field(pyrunc, bundle, cid, host_sysctls):
-    bundle.config["hostname"] = "box"
+@pytest.mark.parametrize("hostname", ["box", "other", None])
+def test_hostname_sysctl_refused_in_own_uts_namespace(pyrunc, bundle, cid, host_sysctls, hostname):
+    """As runc and crun (issue 27): the hostname field sets it, whether it is set or not."""
+    bundle.config.pop("hostname", None)
+    if hostname:
+        bundle.config["hostname"] = hostname
     bundle.config["linux"]["sysctl"] = {"kernel.hostname": "other"}
-    assert "conflicts with the 'hostname' field" in create_fails(pyrunc, bundle, cid)
+    err = create_fails(pyrunc, bundle, cid)
+    assert "linux.sysctl.kernel.hostname:" in err and "conflicts with the OCI 'hostname' field" in err, err
+
+
+def test_domainname_sysctl_equal_to_domainname(pyrunc, bundle, cid, host_sysctls):
+    """Accepted as runc accepts it (issue 27); a different value is still a conflict."""
+    bundle.config["domainname"] = "pyrt.example"
+    bundle.config["linux"]["sysctl"] = {"kernel.domainname": "pyrt.example"}
+    assert run_inside(pyrunc, bundle, cid, "cat /proc/sys/kernel/domainname").split() == ["pyrt.example"]
+    bundle.config["linux"]["sysctl"] = {"kernel/domainname": "other.example"}
+    err = create_fails(pyrunc, bundle, cid)
+    assert "linux.sysctl.kernel/domainname:" in err and "set to 'pyrt.example'" in err, err
 
 
 def test_value_the_kernel_rejects(pyrunc, bundle, cid, host_sysctls):

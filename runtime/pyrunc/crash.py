@@ -1,58 +1,68 @@
-"""Crash points: the named steps of create, start, exec and delete at which a test makes
-the runtime die, to show that `delete -f` cleans up after a runtime killed at any step.
+"""The named steps of create, start, exec, kill and delete: with --debug each is logged with
+its duration and the config.json field it carries out (log.step), and they are the crash
+points at which a test makes the runtime die, to show that `delete -f` cleans up after a
+runtime killed at any step.
 
 For tests only: PYRUNC_CRASH_AT=OP:STEP SIGKILLs the runtime when it reaches STEP of
-OP (OP:STEP:exit makes it _exit(EXIT_STATUS) instead, which no error exit uses). Unset,
-a point costs one comparison. A step that a container-side child reaches (child_point:
-"child:" and "init:" below) travels to the runtime as a "crash" message, which the
-runtime dies on reading while the child waits for that: the runtime is killed exactly
-while its child stands at that step.
+OP (OP:STEP:exit makes it _exit(EXIT_STATUS) instead, which no error exit uses). Unset
+and without --debug, a point costs two comparisons. A step that a container-side child
+reaches (child_point: "child:" and "init:" below) travels to the runtime as a "crash"
+message, which the runtime dies on reading while the child waits for that: the runtime
+is killed exactly while its child stands at that step.
 """
 from __future__ import annotations
 
 import posix
 
-from pyrunc import fs
+from pyrunc import fs, log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pyrunc.process.protocol import Channel
 
-# OP -> its steps, in the order they happen
-STEPS: dict[str, tuple[str, ...]] = {
-    "create": ("state-dir",      # <root>/<id>/state.json says "creating": creator, planned cgroup
-               "cgroup",         # cgroup directories made
-               "fifo",           # exec.fifo made and opened
-               "child-born",     # first child forked (in its cgroup2 dir, maybe its pid namespace)
-               "namespaces",     # child: namespaces joined and created, init not forked yet
-               "init-pid",       # the init exists (its pid received)
-               "resources",      # linux.resources written
-               "rootfs",         # init: mounts done, before pivot_root
-               "user",           # init: pivoted, user switched, before "ready"
-               "ready",          # the init waits on exec.fifo
-               "state-written",  # state.json complete: pid and its start time
-               "pid-file",       # --pid-file written
-               "detached"),      # the init no longer dies with us: create is done
-    "start": ("loaded", "fifo-opened", "fifo-written", "fifo-removed"),
-    "exec": ("loaded",           # the container's state read
-             "child-born",       # the exec child forked
-             "joined",           # child: in the container's namespaces, before the user switch
-             "placed",           # the child is in every cgroup ("go" sent)
-             "exec-done",        # the child called execve
-             "pid-file"),
-    "delete": ("loaded", "init-killed", "cgroup-removed", "files-removed"),
+# OP -> its steps, in the order they happen, each with the config.json field it carries out
+# (or the runtime's own file or flag): pyrunc explain tags its steps with the same fields
+STEPS: dict[str, dict[str, str]] = {
+    "create": {"state-dir": "annotations",          # <root>/<id>/state.json says "creating": creator, planned cgroup
+               "cgroup": "linux.cgroupsPath",       # cgroup directories made
+               "fifo": "exec.fifo",                 # exec.fifo made and opened
+               "child-born": "linux.namespaces",    # first child forked (in its cgroup2 dir, maybe its pid namespace)
+               "namespaces": "linux.namespaces",    # child: namespaces joined and created, init not forked yet
+               "init-pid": "linux.namespaces",      # the init exists (its pid received)
+               "resources": "linux.resources",      # linux.resources written
+               "rootfs": "mounts",                  # init: mounts done, before pivot_root
+               "user": "process.user",              # init: pivoted, user switched, before "ready"
+               "ready": "process",                  # the init waits on exec.fifo
+               "state-written": "state.json",       # state.json complete: pid and its start time
+               "pid-file": "--pid-file",            # --pid-file written
+               "detached": "process.args"},         # the init no longer dies with us: create is done
+    "start": {"loaded": "state.json", "fifo-opened": "exec.fifo", "fifo-written": "process.args",
+              "fifo-removed": "exec.fifo"},
+    "exec": {"loaded": "state.json",                # the container's state read
+             "child-born": "linux.namespaces",      # the exec child forked
+             "joined": "linux.namespaces",          # child: in the container's namespaces, before the user switch
+             "placed": "linux.cgroupsPath",         # the child is in every cgroup ("go" sent)
+             "exec-done": "process.args",           # the child called execve
+             "pid-file": "--pid-file"},
+    "kill": {"loaded": "state.json", "signalled": "process"},
+    "delete": {"loaded": "state.json", "init-killed": "process", "cgroup-removed": "linux.cgroupsPath",
+               "files-removed": "state.json"},
 }
 EXIT_STATUS = 86
 _AT = fs.getenv("PYRUNC_CRASH_AT")
 
 
 def point(op: str, step: str) -> None:
+    if log.debugging():
+        log.step(op, step, STEPS[op][step])
     if _AT is not None and _AT.split(":")[:2] == [op, step]:
         die()
 
 
 def child_point(op: str, step: str, chan: Channel) -> None:
     """In a container-side child: have the runtime die now, and wait until it has."""
+    if log.debugging():
+        log.step(op, step, STEPS[op][step])
     if _AT is not None and _AT.split(":")[:2] == [op, step]:
         chan.send("crash")
         while chan.sock.recv(65536):  # EOF: the runtime is gone (its death signal usually comes first)

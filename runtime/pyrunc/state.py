@@ -129,14 +129,15 @@ class Container:
         posix.rename(tmp, STATE_FILE, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
 
     def oci_state(self) -> dict:
-        """The runtime-spec state object, plus runc's rootfs/created/owner."""
+        """The runtime-spec state object, plus runc's rootfs/created/owner, keys in runc's
+        order (`state` and `list -f json`): scripts compare the text."""
         status = self.status()
-        out = {"ociVersion": OCI_VERSION, "id": self.id, "status": status,
-               "pid": self.pid if status not in ("stopped", "creating") else 0,
-               "bundle": self.data["bundle"], "rootfs": self.data["rootfs"],
-               "created": self.data["created"], "owner": self.data.get("owner", "")}
+        out = {"ociVersion": OCI_VERSION, "id": self.id,
+               "pid": self.pid if status not in ("stopped", "creating") else 0, "status": status,
+               "bundle": self.data["bundle"], "rootfs": self.data["rootfs"], "created": self.data["created"]}
         if self.data.get("annotations"):
             out["annotations"] = self.data["annotations"]
+        out["owner"] = self.data.get("owner", "")
         return out
 
     def remove(self) -> None:

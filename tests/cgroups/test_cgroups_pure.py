@@ -75,7 +75,7 @@ def test_conversions_like_runc():
 
 def test_update_flags():
     assert resources_from_update_flags({
-        "memory": "96m", "memory-reservation": "1g", "memory-swap": "-1", "cpu-shares": "512",
+        "memory": "96m", "memory-reservation": "1g", "memory-swap": "-1", "cpu-share": "512",
         "cpu-quota": "-1", "cpu-period": "100000", "cpu-burst": "10", "cpuset-cpus": "0-1",
         "cpuset-mems": "0", "pids-limit": "100", "blkio-weight": "300", "cpu-rt-period": "1000000",
         "cpu-rt-runtime": "950000", "cpu-idle": "1"}) == {
@@ -87,7 +87,7 @@ def test_update_flags():
 
 
 @pytest.mark.parametrize("flags,msg", [({"memory": "lots"}, "--memory 'lots'"),
-                                       ({"cpu-shares": "-5"}, "--cpu-shares"),
+                                       ({"cpu-share": "-5"}, "--cpu-share"),
                                        ({"bogus": "1"}, "unknown flag --bogus")])
 def test_update_flags_errors(flags, msg):
     with pytest.raises(PyruncError) as e:
@@ -99,7 +99,10 @@ def test_parse_rules_defaults_and_errors():
     assert parse_rules([{"allow": True}]) == [Rule(True, "a", WILDCARD, WILDCARD, "rwm")]
     assert parse_rules([{"allow": False, "type": "c", "major": 1, "access": "wr"}]) == \
         [Rule(False, "c", 1, WILDCARD, "rw")]
-    for bad, where in (({"allow": 1}, "[0].allow"), ({"allow": True, "access": "x"}, "[0].access"),
+    # as runc: unknown access letters dropped; an entry left with none does nothing
+    assert parse_rules([{"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwa"},
+                        {"allow": False, "access": "x"}]) == [Rule(True, "c", 1, 3, "rw")]
+    for bad, where in (({"allow": 1}, "[0].allow"), ({"allow": True, "access": 7}, "[0].access"),
                        ({"allow": True, "major": -2}, "[0].major")):
         with pytest.raises(PyruncError, match="^linux\\.resources\\.devices" + re.escape(where)):
             parse_rules([bad])

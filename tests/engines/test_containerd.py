@@ -10,6 +10,8 @@ import subprocess
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from engine_drivers import Containerd
 from engine_helpers import (CAP_CHOWN, CAP_SYS_ADMIN, CGROUP_ROOT, TIMEOUT, cap_eff, pid_alive,
                             run, run_in_pty, unmounted_v1_hierarchies, wait_for)
@@ -300,3 +302,49 @@ state = "{session_dir}/cri-state"
     assert cri["runtimes"]["pyrunc"]["runtime_type"] == "io.containerd.runc.v2"
     assert cri["runtimes"]["pyrunc"]["options"]["BinaryName"] == runtime
     assert not (session_dir / "cri-root").exists()  # only parsed, nothing started
+
+
+def _field(num: int, data: bytes) -> bytes:
+    """One length-delimited protobuf field (every field these requests need is one)."""
+    size, n = b"", len(data)
+    while True:
+        size += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
+        n >>= 7
+        if not n:
+            return bytes([num << 3 | 2]) + size + data
+
+
+def test_created_task_deleted_without_force(ctd: Ctd, session_dir: Path, unpacked_rootfs: Path) -> None:
+    # containerd's shim deletes a created, never-started task with the runtime's plain
+    # `delete` (process/init.go), e.g. when a client creates a task and drops it. ctr 1.6 has
+    # no `task create`, so the Tasks service is called over gRPC as containerd's client
+    # does: Create, then Delete. The messages are encoded by hand (one string field each).
+    grpc = pytest.importorskip("grpc")
+    engine, cid = ctd
+    spec = json.loads(run(engine.ctr_cmd("oci", "spec")).stdout)
+    spec["root"] = {"path": str(unpacked_rootfs), "readonly": True}
+    spec["process"].update(args=["sleep", "1000"], env=["PATH=/bin"], terminal=False)
+    spec["linux"]["cgroupsPath"] = engine.cgroup(cid)
+    path = session_dir / f"{cid}.json"
+    path.write_text(json.dumps(spec))
+    assert engine.ctr("container", "create", "--config", str(path), cid).returncode == 0
+    # containerd.runc.v1.Options: binary_name (6) and root (7), as `ctr run --runc-binary` sets them
+    options = _field(6, str(engine.wrapper).encode()) + _field(7, str(engine.runc_root).encode())
+    options_any = _field(1, b"containerd.runc.v1.Options") + _field(2, options)
+    meta = [("containerd-namespace", engine.namespace)]
+    with grpc.insecure_channel(f"unix://{engine.sock}") as channel:
+        def call(method: str, request: bytes) -> bytes:
+            rpc = channel.unary_unary(f"/containerd.services.tasks.v1.Tasks/{method}")
+            return rpc(request, metadata=meta, timeout=TIMEOUT)
+
+        call("Create", _field(1, cid.encode()) + _field(9, options_any))
+        assert engine.task_status(cid) == "CREATED"
+        pid = engine.task_pid(cid)
+        assert pid_alive(pid)
+        call("Delete", _field(1, cid.encode()))
+    deletes = [c for c in engine.calls.for_container(cid) if c.subcommand == "delete"]
+    assert deletes and "--force" not in deletes[0].argv and deletes[0].rc == 0, deletes
+    assert wait_for(lambda: not pid_alive(pid))
+    assert engine.task_status(cid) == ""
+    assert engine.ctr("container", "delete", cid).returncode == 0
+    assert engine.leftovers(cid) == []

@@ -133,10 +133,12 @@ def test_cap_drop(pod: Pod) -> None:
 def test_privileged(pod: Pod) -> None:
     engine, name = pod
     proc = prun(engine, name, "--privileged",
-                command=("sh", "-c", "cat /proc/self/status; ls /dev"))
+                command=("sh", "-c", "cat /proc/self/status; ls /dev; readlink /dev/ptmx"))
     assert proc.returncode == 0, proc.stderr
     assert cap_eff(proc.stdout) & (1 << CAP_SYS_ADMIN)
     assert "kmsg" in proc.stdout.split()
+    # podman lists the host's /dev/ptmx among the devices: it stays the container's pts/ptmx, as runc leaves it
+    assert proc.stdout.splitlines()[-1] == "pts/ptmx"
 
 
 def test_detached_then_exec(pod: Pod) -> None:
@@ -286,3 +288,24 @@ def test_init_runs_catatonit_as_pid1(pod: Pod) -> None:
     assert not pid_alive(pid)
     create = [c for c in engine.calls.for_container(cid) if c.subcommand == "create"]
     assert create and create[0].rc == 0, create
+
+
+def test_init_then_rm(pod: Pod) -> None:
+    # `podman init` has the runtime create the container and stops there; `podman rm`
+    # of that never-started container must remove it (issue 27), as with runc and crun.
+    engine, name = pod
+    proc = engine("create", "--name", name, "--network", "none", "--cgroup-parent", engine.cgroup_parent,
+                  IMAGE, "sleep", "1000")
+    assert proc.returncode == 0, proc.stderr
+    cid = proc.stdout.strip()
+    assert engine("init", name).returncode == 0
+    assert engine.inspect(name, "{{.State.Status}}") == "initialized"
+    pid = int(engine.inspect(name, "{{.State.Pid}}"))
+    assert pid_alive(pid)
+    subs = engine.calls.subcommands(cid)
+    assert "create" in subs and "start" not in subs, subs
+    proc = engine("rm", name)
+    assert proc.returncode == 0, proc.stderr
+    assert wait_for(lambda: not pid_alive(pid))
+    assert "delete" in engine.calls.subcommands(cid)
+    assert engine.leftovers(name, cid) == []

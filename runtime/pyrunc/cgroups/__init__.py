@@ -61,6 +61,6 @@ def load_manager(saved: dict) -> CgroupManager:
 
 
 def resources_from_update_flags(flags: dict[str, str]) -> dict:
-    """runc `update` flags ({"memory": "96m", "cpu-shares": "512"}) -> LinuxResources."""
+    """runc `update` flags ({"memory": "96m", "cpu-share": "512"}) -> LinuxResources."""
     from .flags import resources_from_update_flags as conv
     return conv(flags)

@@ -51,8 +51,10 @@ DEFAULT_RULES = (
 )
 
 
-def parse_rules(spec_rules: list) -> list[Rule]:
-    """linux.resources.devices -> Rules; a bad entry is a ConfigError naming it."""
+def parse_rules(spec_rules: list, *, warn: bool = False) -> list[Rule]:
+    """linux.resources.devices -> Rules; a bad entry is a ConfigError naming it. Access letters
+    other than r, w and m are dropped, as runc drops them (``warn``: say so, once, at create);
+    an entry left with none does nothing and is left out."""
     out = []
     if not isinstance(spec_rules, list):
         raise ConfigError("linux.resources.devices: expected an array")
@@ -73,9 +75,16 @@ def parse_rules(spec_rules: list) -> list[Rule]:
             else:
                 nums.append(v)
         access = d.get("access") or "rwm"
-        if not isinstance(access, str) or set(access) - set("rwm"):
-            raise ConfigError(f"{p}.access: {access!r} is not a combination of r, w, m")
-        out.append(Rule(d["allow"], typ, nums[0], nums[1], "".join(c for c in "rwm" if c in access)))
+        if not isinstance(access, str):
+            raise ConfigError(f"{p}.access: expected a string of r, w and m")
+        kept = "".join(c for c in "rwm" if c in access)
+        if warn and len(kept) < len(set(access)):
+            from .. import log
+            unknown = "".join(sorted(set(access) - set("rwm")))
+            log.warn(f"{p}.access: {access!r}: ignoring {unknown!r} (only r, w and m mean anything)"
+                     + ("" if kept else "; the entry does nothing"))
+        if kept:
+            out.append(Rule(d["allow"], typ, nums[0], nums[1], kept))
     return out
 
 

@@ -15,7 +15,7 @@ _FLAGS: dict[str, tuple[str, str, str]] = {
     "memory-swap": ("memory", "swap", "size"),
     "kernel-memory": ("memory", "kernel", "size"),
     "kernel-memory-tcp": ("memory", "kernelTCP", "size"),
-    "cpu-shares": ("cpu", "shares", "uint"),
+    "cpu-share": ("cpu", "shares", "uint"),
     "cpu-quota": ("cpu", "quota", "int"),
     "cpu-period": ("cpu", "period", "uint"),
     "cpu-burst": ("cpu", "burst", "uint"),

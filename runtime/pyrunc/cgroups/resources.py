@@ -53,7 +53,8 @@ def _limit(v: object, path: str) -> None:
         raise ConfigError(f"{path}: {v} is negative (use -1 for unlimited)")
 
 
-def validate(res: dict) -> None:
+def validate(res: dict, *, warn: bool = False) -> None:
+    """``warn``: say what is ignored (create's first check does; the writers check again)."""
     if not isinstance(res, dict):
         raise ConfigError(f"{F}: expected an object")
     mem = res.get("memory") or {}
@@ -130,7 +131,7 @@ def validate(res: dict) -> None:
             raise ConfigError(f"{F}.unified[{key!r}]: not a cgroup file name")
     if res.get("devices") is not None:
         from .devices import parse_rules
-        parse_rules(res["devices"])
+        parse_rules(res["devices"], warn=warn)
 
 
 def pagesize_name(spec_size: str) -> str:

@@ -6,7 +6,7 @@ import posix
 import sys
 
 from pyrunc import fs, log
-from pyrunc.cli.args import STR, Flag, parse
+from pyrunc.cli.args import STR, Flag, HelpRequested, parse
 from pyrunc.errors import PyruncError, UsageError
 
 # command -> (module under pyrunc.cli, one-line help)
@@ -35,6 +35,7 @@ GLOBAL_FLAGS = [
     Flag("--systemd-cgroup"), Flag("--rootless", STR, "auto"), Flag("--criu", STR),
     Flag("--version,-v"), Flag("--help,-h"),
 ]
+_DEFAULTS = {f.name: f.default for f in GLOBAL_FLAGS}
 
 
 class Globals:
@@ -53,16 +54,45 @@ class Globals:
 
 
 def _version() -> str:
+    """runc's lines (version, commit, spec), then what pyrunc is built on. Only here are
+    git and libseccomp asked."""
+    import subprocess
+
     from pyrunc import __version__
-    return (f"pyrunc version {__version__}\nspec: 1.3.0\n"
-            f"python: {sys.version.split()[0]}\n")
+    from pyrunc.syscalls.seccomp_calls import version as libseccomp_version
+
+    here = fs.dirname(__file__)
+    try:
+        git = subprocess.run(["git", "-C", here, "describe", "--always", "--dirty", "--abbrev=12"],
+                             capture_output=True, text=True, timeout=5)
+        commit = git.stdout.strip() if git.returncode == 0 else ""
+    except (OSError, subprocess.TimeoutExpired):
+        commit = ""
+    return (f"pyrunc version {__version__}\ncommit: {commit or 'unknown'}\nspec: 1.3.0\n"
+            f"python: {sys.version.split()[0]}\nlibseccomp: {libseccomp_version()}\n")
 
 
-def _usage() -> str:
-    cmds = "\n".join(f"   {name:<10}{help_}" for name, (_, help_) in COMMANDS.items())
-    return ("usage: pyrunc [global options] command [command options] [arguments...]\n\n"
-            f"COMMANDS:\n{cmds}\n\nGLOBAL OPTIONS:\n   --root DIR, --log FILE, --log-format text|json, --debug,\n"
-            "   --systemd-cgroup, --rootless true|false|auto, --version, --help\n")
+def _help(topic: str | None, flags: list | None = None) -> int:
+    """`pyrunc --help`, `pyrunc help [TOPIC]` and `pyrunc TOPIC --help`."""
+    from pyrunc.cli import help as h
+
+    if topic is None:
+        sys.stdout.write(h.usage(COMMANDS))
+        return 0
+    if flags is None:  # `help TOPIC`: the command's own parser names its flags
+        try:
+            return _run(topic, None, ["--help"])
+        except HelpRequested as req:
+            flags = req.flags
+    sys.stdout.write(h.command(topic, COMMANDS[topic][1], flags))
+    return 0
+
+
+def _run(cmd: str, gopts: dict | None, rest: list[str]) -> int:
+    name = f"pyrunc.cli.{COMMANDS[cmd][0]}"
+    __import__(name)  # importlib would add ~0.5 ms (it imports warnings)
+    module = sys.modules[name]
+    return module.main(cmd, Globals(gopts or _DEFAULTS), rest) or 0
 
 
 def _split_global(argv: list[str]) -> tuple[list[str], str | None, list[str]]:
@@ -101,29 +131,34 @@ def main(argv: list[str] | None = None) -> int:
     label = cmd or "pyrunc"
     try:
         gopts, extra = parse(GLOBAL_FLAGS, gl_argv)
-        log.configure(gopts["log"], gopts["log_format"], gopts["debug"])
         if gopts["log_format"] not in ("text", "json"):
             raise UsageError(f"invalid --log-format {gopts['log_format']!r}: use text or json")
+        log.configure(gopts["log"], gopts["log_format"], gopts["debug"])
         if gopts["rootless"] not in ("true", "false", "auto"):
             raise UsageError(f"invalid --rootless {gopts['rootless']!r}: use true, false or auto")
         if gopts["version"]:
             sys.stdout.write(_version())
             return 0
-        if gopts["help"] or cmd is None or cmd == "help":
-            sys.stdout.write(_usage())
-            return 0 if gopts["help"] or cmd == "help" else 1
-        if cmd not in COMMANDS:
-            raise UsageError(f"unknown command {cmd!r} (see pyrunc --help)")
-        name = f"pyrunc.cli.{COMMANDS[cmd][0]}"
-        __import__(name)  # importlib would add ~0.5 ms (it imports warnings)
-        module = sys.modules[name]
-        return module.main(cmd, Globals(gopts), rest) or 0
+        if cmd is None or gopts["help"]:
+            _help(None)
+            return 0 if gopts["help"] else 1  # no command at all is a usage error
+        asked = cmd in ("help", "h")
+        if asked:
+            cmd = rest[0] if rest else None
+        if cmd is not None and cmd not in COMMANDS:
+            exc = UsageError(f"No help topic for {cmd!r}: not a pyrunc command (see pyrunc --help)")
+            exc.exit_code = 3  # as runc
+            label = "pyrunc"
+            raise exc
+        return _help(cmd) if asked else _run(cmd, gopts, rest)
+    except HelpRequested as req:
+        return _help(cmd, req.flags)
     except PyruncError as exc:
         if log.debugging():
             import traceback
             log.debug(traceback.format_exc())
         msg = str(exc)
-        log.error(msg if msg.startswith(f"{label} ") else f"{label}: {msg}")
+        log.error(msg if label == "pyrunc" or msg.startswith(f"{label} ") else f"{label}: {msg}")
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

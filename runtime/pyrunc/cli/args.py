@@ -10,6 +10,14 @@ from pyrunc.errors import UsageError
 BOOL, STR, INT, LIST = "bool", "str", "int", "list"
 
 
+class HelpRequested(Exception):
+    """-h or --help among a command's flags: the CLI prints the command's help (cli/help.py)."""
+
+    def __init__(self, flags: list[Flag]) -> None:
+        super().__init__()
+        self.flags = flags
+
+
 class Flag:
     __slots__ = ("name", "kind", "default", "names")
 
@@ -46,6 +54,8 @@ def parse(flags: list[Flag], argv: list[str], *, stop_at_positional: bool = Fals
             continue
         name, eq, value = a.partition("=")
         f = table.get(name)
+        if f is None and name in ("-h", "--help", "-help"):
+            raise HelpRequested(flags)
         if f is None:
             raise UsageError(f"flag provided but not defined: {name}")
         if f.kind == BOOL:

@@ -1,7 +1,7 @@
 """create and run."""
 from __future__ import annotations
 
-from pyrunc import fs, lifecycle
+from pyrunc import fs, lifecycle, log
 from pyrunc import state as st
 from pyrunc.cli.args import INT, STR, Flag, one_id, parse
 from pyrunc.errors import UsageError, context
@@ -64,6 +64,7 @@ def _create(g, cid: str, opts: dict, detach: bool) -> tuple[st.Container, int | 
     plan, rootless = lifecycle.prepare(config, bundle, cid, g.rootless, no_pivot=opts["no_pivot"],
                                        no_new_keyring=opts["no_new_keyring"], preserve_fds=preserve)
     plan.console_fd = console.child_fd() if console is not None else None
+    log.step("create", "config", fs.join(bundle, "config.json"))  # read, checked and planned
     c = lifecycle.create(g.root, plan, pid_file=opts["pid_file"], systemd_cgroup=g.systemd_cgroup,
                          rootless=rootless)
     return c, console.created() if console is not None else None

@@ -51,7 +51,7 @@ def _exec(g, cid: str, args: list[str], opts: dict) -> int:
     try:
         status = c.status()
         if status == "paused" and not opts["ignore_paused"]:
-            raise PyruncError(f"cannot exec in paused container {cid!r} (use --ignore-paused to override)")
+            raise PyruncError(f"cannot exec in a paused container ({cid!r}): use --ignore-paused to override")
         if status not in ("created", "running", "paused"):
             raise InvalidStatus(cid, "exec", status)
         config = _saved_config(c)
@@ -154,23 +154,58 @@ def _process_file(path: str, base: dict, tty: bool) -> dict:
     return proc
 
 
-def _cgroup(cg, subs: list[str]):
-    """--cgroup [CONTROLLER[,CONTROLLER]:]PATH: an existing cgroup below the container's."""
-    if not subs:
+def _cgroup(cg, specs: list[str]):
+    """--cgroup in runc's forms: SUB (every hierarchy), CTRL:SUB or CTRL1,CTRL2:SUB; SUB is
+    taken below the container's cgroup ("/" is that cgroup itself) and must stay there."""
+    if not specs:
         return cg
     from pyrunc.cgroups import load_manager
 
     dirs = dict(cg.dirs)
-    for spec in subs:
-        ctrls, _, sub = spec.rpartition(":")
-        if not sub or sub.startswith("/") or ".." in sub.split("/"):
-            raise UsageError(f"--cgroup {spec!r}: expected a relative path below the container's cgroup")
-        keys = [k for k in dirs if not ctrls or set(k.split(",")) & set(ctrls.split(","))]
-        if not keys:
-            raise UsageError(f"--cgroup {spec!r}: no such controller in the container's cgroups")
-        for key in keys:
-            d = fs.join(cg.dirs[key], sub)
+    seen: set[str] = set()
+    for spec in specs:
+        parts = spec.split(":")
+        if len(parts) > 2 or not parts[-1] or (len(parts) == 1 and len(specs) > 1):
+            raise UsageError(f"--cgroup {spec!r}: expected SUB, CTRL:SUB or CTRL1,CTRL2:SUB "
+                             "(SUB alone only as the one --cgroup)")
+        sub = parts[-1]
+        ctrls = parts[0].split(",") if len(parts) == 2 else []
+        for ctrl in ctrls:
+            if not ctrl or ctrl in seen:
+                raise UsageError(f"--cgroup {spec!r}: controller {ctrl!r} is empty or given twice")
+            seen.add(ctrl)
+        for key in _hierarchies(cg, spec, ctrls):
+            base = cg.dirs[key]
+            d = fs.normpath(f"{base}/{sub}")
+            if d != base and not d.startswith(base + "/"):
+                raise UsageError(f"--cgroup {spec!r}: {sub} is not a sub cgroup path of the container's "
+                                 f"{key or 'cgroup2'} cgroup {base}")
             if not fs.isdir(d):
-                raise PyruncError(f"--cgroup {spec!r}: {d} does not exist")
+                raise PyruncError(f"--cgroup {spec!r}: {key or 'cgroup2'}: {d} does not exist")
             dirs[key] = d
     return load_manager({**cg.to_state(), "dirs": dirs})
+
+
+def _hierarchies(cg, spec: str, ctrls: list[str]) -> list[str]:
+    """The keys of cg.dirs that --cgroup SPEC moves: all for a bare SUB; on cgroup v2 the one
+    directory, if it has the controllers; else each v1 hierarchy holding one of them."""
+    if not ctrls:
+        return list(cg.dirs)
+    keys = []
+    for ctrl in ctrls:
+        found = [k for k in cg.dirs if k and ctrl in k.split(",")]
+        if not found and cg.mode == "v2" and ctrl in _v2_controllers(cg.dirs[""]):
+            found = [""]
+        if not found:
+            raise UsageError(f"--cgroup {spec!r}: controller {ctrl}: not in the container's cgroups "
+                             f"({', '.join(k or 'cgroup2' for k in cg.dirs)})")
+        keys += [k for k in found if k not in keys]
+    return keys
+
+
+def _v2_controllers(d: str) -> list[str]:
+    try:
+        with open(fs.join(d, "cgroup.controllers")) as f:
+            return f.read().split()
+    except OSError:
+        return []

@@ -20,9 +20,11 @@ def main(cmd: str, g, argv: list[str]) -> int:
         except PyruncError:
             continue  # deleted meanwhile
         try:
-            rows.append(c.oci_state())
+            row = c.oci_state()
         finally:
             c.close()
+        row["owner"] = _owner_name(row["owner"])
+        rows.append(row)
     if opts["quiet"]:
         sys.stdout.write("".join(r["id"] + "\n" for r in rows))
     elif opts["format"] == "json":
@@ -30,7 +32,19 @@ def main(cmd: str, g, argv: list[str]) -> int:
     else:
         fmt = "{:<12} {:<10} {:<10} {:<40} {:<31} {}\n"
         out = [fmt.format("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
-        out += [fmt.format(r["id"], r["pid"], r["status"], r["bundle"], r["created"], r["owner"] or "root")
+        out += [fmt.format(r["id"], r["pid"], r["status"], r["bundle"], r["created"], r["owner"])
                 for r in rows]
         sys.stdout.write("".join(out))
     return 0
+
+
+def _owner_name(uid: str) -> str:
+    """As runc's list: the user name of the container's owner ("" in the state is root)."""
+    if not uid:
+        return "root"
+    import pwd  # only for containers of other users
+
+    try:
+        return pwd.getpwuid(int(uid)).pw_name
+    except (KeyError, ValueError):
+        return uid

@@ -21,7 +21,9 @@ def _mount(dst: str, typ: str, src: str, *opts: str) -> dict:
     return m
 
 
-def default_config(rootless: bool) -> dict:
+def default_config(rootless: bool, cgroup_ns: bool = True) -> dict:
+    """runc's default for a host; cgroup_ns as runc 1.1 decides it: only on a pure cgroup v2
+    host (elsewhere engines that add their own cgroup namespace would name it twice)."""
     nosx = ("nosuid", "noexec", "nodev")
     mounts = [
         _mount("/proc", "proc", "proc"),
@@ -34,7 +36,7 @@ def default_config(rootless: bool) -> dict:
         else _mount("/sys", "sysfs", "sysfs", *nosx, "ro"),
         _mount("/sys/fs/cgroup", "cgroup", "cgroup", *nosx, "relatime", "ro"),
     ]
-    namespaces = [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")]
+    namespaces = [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount") + (("cgroup",) * cgroup_ns)]
     linux: dict = {"namespaces": namespaces, "maskedPaths": _MASKED, "readonlyPaths": _READONLY}
     if rootless:
         uid, gid = posix.geteuid(), posix.getegid()
@@ -60,6 +62,15 @@ def default_config(rootless: bool) -> dict:
     }
 
 
+def _pure_v2() -> bool:
+    from pyrunc.cgroups.layout import detect
+
+    try:
+        return detect().mode == "v2"
+    except PyruncError:  # no cgroup filesystem at all
+        return False
+
+
 def main(cmd: str, g, argv: list[str]) -> int:
     opts, pos = parse([Flag("--bundle,-b", STR, "."), Flag("--rootless")], argv)
     if pos:
@@ -72,6 +83,6 @@ def main(cmd: str, g, argv: list[str]) -> int:
     except OSError as exc:
         raise PyruncError(f"{path}: {exc.strerror}") from None
     with open(fd, "w") as f:
-        json.dump(default_config(opts["rootless"]), f, indent=2)
+        json.dump(default_config(opts["rootless"], _pure_v2()), f, indent=2)
         f.write("\n")
     return 0

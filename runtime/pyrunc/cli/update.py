@@ -1,4 +1,4 @@
-"""update [-r FILE|-] [--memory 96m --cpu-shares 512 ...] ID: change a container's limits.
+"""update [-r FILE|-] [--memory 96m --cpu-share 512 ...] ID: change a container's limits.
 
 The request is merged onto the container's current resources (linux.resources
 of the config it was created from, then each update's result kept in its
@@ -12,22 +12,30 @@ import json
 import posix
 import sys
 
-from pyrunc import lifecycle
+from pyrunc import fs, lifecycle
 from pyrunc import state as st
 from pyrunc.cli.args import STR, Flag, one_id, parse
 from pyrunc.errors import UsageError, context
 
-# runc's resource flags; values are converted by cgroups.resources_from_update_flags
+# runc's resource flags, spelled as runc spells them (--cpu-shares is pyrunc's older
+# spelling); values are converted by cgroups.resources_from_update_flags
 _RESOURCE_FLAGS = ("memory", "memory-reservation", "memory-swap", "kernel-memory", "kernel-memory-tcp",
-                   "cpu-shares", "cpu-quota", "cpu-period", "cpu-burst", "cpu-rt-period", "cpu-rt-runtime",
+                   "cpu-share", "cpu-quota", "cpu-period", "cpu-burst", "cpu-rt-period", "cpu-rt-runtime",
                    "cpu-idle", "cpuset-cpus", "cpuset-mems", "pids-limit", "blkio-weight")
+_ALIASES = {"cpu-share": ",--cpu-shares"}
+# runc's Intel RDT flags: pyrunc makes no resctrl group (linux.intelRdt is refused at create)
+_RDT_FLAGS = ("l3-cache-schema", "mem-bw-schema")
 
 
 def main(cmd: str, g, argv: list[str]) -> int:
-    flags = [Flag("--resources,-r", STR)] + [Flag(f"--{n}", STR) for n in _RESOURCE_FLAGS]
+    flags = ([Flag("--resources,-r", STR)] + [Flag(f"--{n}{_ALIASES.get(n, '')}", STR) for n in _RESOURCE_FLAGS]
+             + [Flag(f"--{n}", STR) for n in _RDT_FLAGS])
     opts, pos = parse(flags, argv)
     cid = one_id(pos, cmd)
     with context(f"{cmd} {cid}"):
+        for n in _RDT_FLAGS:
+            if opts[n.replace("-", "_")] is not None:
+                raise UsageError(f"--{n}: {_no_rdt()}")
         changes = _read_resources(opts["resources"]) if opts["resources"] else {}
         values = {n: opts[n.replace("-", "_")] for n in _RESOURCE_FLAGS}
         given = {n: v for n, v in values.items() if v is not None}
@@ -43,6 +51,12 @@ def main(cmd: str, g, argv: list[str]) -> int:
             c.data["resources"] = merged
             c.save()
     return 0
+
+
+def _no_rdt() -> str:
+    if not fs.isdir("/sys/fs/resctrl/info"):
+        return "Intel RDT is not available: no resctrl filesystem is mounted at /sys/fs/resctrl"
+    return "Intel RDT is not supported by pyrunc (its containers have no linux.intelRdt)"
 
 
 def _read_resources(path: str) -> dict:

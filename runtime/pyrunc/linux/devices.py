@@ -23,10 +23,14 @@ _TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_I
 
 
 class Node:
-    __slots__ = ("label", "path", "mode", "rdev", "uid", "gid")
+    """``given``: a linux.devices entry, which never replaces another file (defaults do)."""
 
-    def __init__(self, label: str, path: str, mode: int, rdev: int, uid: int = 0, gid: int = 0) -> None:
+    __slots__ = ("label", "path", "mode", "rdev", "uid", "gid", "given")
+
+    def __init__(self, label: str, path: str, mode: int, rdev: int, uid: int = 0, gid: int = 0,
+                 given: bool = False) -> None:
         self.label, self.path, self.mode, self.rdev, self.uid, self.gid = label, path, mode, rdev, uid, gid
+        self.given = given
 
 
 def dev_is_bind(mounts: list) -> bool:
@@ -34,16 +38,18 @@ def dev_is_bind(mounts: list) -> bool:
 
 
 def config_nodes(devices: list[dict]) -> list[Node]:
-    """linux.devices as Nodes; a path that is not a plain name under /dev is refused."""
+    """linux.devices as Nodes. A path may be anywhere in the container (config-linux.md:
+    "MAY be anywhere in the container filesystem, notably outside of /dev"), taken
+    lexically ("/dev/xx/" is /dev/xx), as runc does; made inside the rootfs all the same."""
     nodes = []
     for i, dev in enumerate(devices):
         label = f"linux.devices[{i}]"
-        path = dev["path"]
-        if fs.normpath(path) != path or not path.startswith("/dev/"):
-            raise ConfigError(f"{label}.path: {path!r} must be a normalized path under /dev/")
+        path = fs.normpath(dev["path"])
+        if path == "/":
+            raise ConfigError(f"{label}.path: {dev['path']!r} names the container's root, not a file")
         mode = _TYPES[dev["type"]] | (dev.get("fileMode", 0o666) & 0o7777)
         rdev = 0 if dev["type"] == "p" else posix.makedev(dev.get("major", 0), dev.get("minor", 0))
-        nodes.append(Node(f"{label} {path}", path, mode, rdev, dev.get("uid", 0), dev.get("gid", 0)))
+        nodes.append(Node(f"{label} {path}", path, mode, rdev, dev.get("uid", 0), dev.get("gid", 0), given=True))
     return nodes
 
 
@@ -54,6 +60,9 @@ def planned_nodes(devices: list[dict], *, defaults: bool) -> list[Node]:
         # A linux.devices entry for a default's path replaces it (podman --privileged lists
         # /dev/null and the rest): made twice, a default bound from the host because mknod
         # was refused would be a mount point the second one cannot replace.
+        # /dev/ptmx stays the pts/ptmx symlink, as runc leaves it: a ptmx node listed (a
+        # privileged container's) would open the host's devpts instance, not the container's
+        nodes = [n for n in nodes if n.path != "/dev/ptmx"]
         given = {n.path for n in nodes}
         nodes[:0] = [Node(f"/dev/{n}", f"/dev/{n}", stat.S_IFCHR | 0o666, posix.makedev(ma, mi))
                      for n, ma, mi in DEFAULT_DEVICES if f"/dev/{n}" not in given]
@@ -89,12 +98,13 @@ def make_node(rootfd: int, node: Node) -> None:
     parent, base = paths.split(node.path)
     pfd = paths.mkdir_all(rootfd, parent)
     try:
-        paths.unlink_nondir(pfd, base, node.path)
-        try:
-            posix.mknod(base, node.mode, node.rdev, dir_fd=pfd)
-        except PermissionError:
-            _bind_host_node(rootfd, node)
-            return
+        if not (node.given and _same_node_there(pfd, base, node)):
+            paths.unlink_nondir(pfd, base, node.path)
+            try:
+                posix.mknod(base, node.mode, node.rdev, dir_fd=pfd)
+            except PermissionError:
+                _bind_host_node(rootfd, node)
+                return
         fd = posix.open(base, posix.O_PATH | posix.O_NOFOLLOW | posix.O_CLOEXEC, dir_fd=pfd)
         try:
             # mknod honours the umask; the spec's fileMode is exact.
@@ -104,6 +114,21 @@ def make_node(rootfd: int, node: Node) -> None:
             posix.close(fd)
     finally:
         posix.close(pfd)
+
+
+def _same_node_there(pfd: int, base: str, node: Node) -> bool:
+    """Whether the requested device is already there (it is kept, its mode and owner set).
+    Anything else there is an error (config-linux.md: "If a file already exists at path that
+    does not match the requested device, the runtime MUST generate an error"; runc replaces it)."""
+    try:
+        st = posix.stat(base, dir_fd=pfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    if stat.S_IFMT(st.st_mode) == stat.S_IFMT(node.mode) and (stat.S_ISFIFO(st.st_mode) or st.st_rdev == node.rdev):
+        return True
+    if stat.S_ISDIR(st.st_mode):
+        raise PyruncError(f"{node.path}: a directory is in the way")
+    raise PyruncError(f"{node.path}: a file that is not the requested device is there already")
 
 
 def _bind_host_node(rootfd: int, node: Node) -> None:

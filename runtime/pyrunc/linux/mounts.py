@@ -11,7 +11,7 @@ import posix
 import stat
 
 from pyrunc import fs
-from pyrunc.errors import context
+from pyrunc.errors import PyruncError, context
 from pyrunc.linux import cgroupfs, idmap, paths
 from pyrunc.spec.mountopts import Step, steps
 from pyrunc.spec.plan import MountOp, Plan
@@ -141,8 +141,32 @@ def apply(rootfd: int, op: MountOp, later: list[tuple[int, int, str]]) -> None:
         posix.close(fd)
 
 
+def _check_ordinary_dir(rootfd: int, op: MountOp) -> None:
+    """As runc: proc and sysfs go only on a directory (or where nothing is yet), never through
+    a symlink the image put there, which would land them elsewhere in the rootfs."""
+    parent, name = paths.split(op.destination)
+    try:
+        pfd = paths.open_in_root(rootfd, parent)
+    except OSError as exc:
+        if exc.errno == 2:  # ENOENT: made as a directory below
+            return
+        raise
+    try:
+        mode = posix.stat(name, dir_fd=pfd, follow_symlinks=False).st_mode
+    except FileNotFoundError:
+        return
+    finally:
+        posix.close(pfd)
+    if not stat.S_ISDIR(mode):
+        kind = "a symlink" if stat.S_ISLNK(mode) else "not a directory"
+        raise PyruncError(f"filesystem {op.fstype!r} must be mounted on ordinary directory: "
+                          f"{op.destination} is {kind} in the rootfs")
+
+
 def _mount_new(rootfd: int, op: MountOp, step: Step) -> int:
     """Mount at the destination; return an O_PATH fd to the new mount's root."""
+    if not op.is_bind and op.fstype in ("proc", "sysfs"):
+        _check_ordinary_dir(rootfd, op)
     fd, made = paths.make_path(rootfd, op.destination, _source_is_dir(op))
     covered = None
     try:

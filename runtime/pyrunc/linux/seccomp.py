@@ -159,12 +159,14 @@ def _add_rule(flt, rule: dict, default: int, where: str) -> None:
 
 
 def _check_listener(path: str, where: str) -> str:
+    # runc's phrase, which engines match on, before pyrunc's detail
     try:
         mode = posix.stat(path).st_mode
     except OSError as exc:
-        raise ConfigError(f"{where}.listenerPath {path}: {exc.strerror}") from None
+        raise ConfigError(f"{where}.listenerPath {path}: failed to connect with seccomp agent: "
+                          f"{exc.strerror}") from None
     if not stat.S_ISSOCK(mode):
-        raise ConfigError(f"{where}.listenerPath {path}: not a unix socket")
+        raise ConfigError(f"{where}.listenerPath {path}: failed to connect with seccomp agent: not a unix socket")
     return path
 
 
@@ -191,6 +193,9 @@ def send_to_agent(prog: Program, listener_fd: int, state: dict, pid: int) -> Non
             sock.settimeout(10)
             try:
                 sock.connect(prog.listener)
+            except OSError as exc:
+                raise PyruncError(f"failed to connect with seccomp agent: connect: {exc.strerror or exc}") from None
+            try:
                 raw = jsonio.dumps(msg).encode()
                 sent = socket.send_fds(sock, [raw], [listener_fd])
                 if sent < len(raw):

@@ -95,10 +95,6 @@ def _mb_schema(v: str) -> bool:
     return v.startswith("MB:") and chr(10) not in v
 
 
-def _rwm(v: str) -> bool:
-    return set(v) <= {"r", "w", "m"}
-
-
 def _page_size(v: str) -> bool:
     return len(v) > 2 and v[-1] == "B" and v[-2] in "KMG" and _number(v[:-2]) and v[0] != "0"
 
@@ -2159,8 +2155,6 @@ def _v_config_linux_defs_deviceCgroup_properties_access(v, p, e):
     if not (type(v) is str):
         e.append(_at(p) + ": expected string, got " + _tn(v))
         return
-    if not _rwm(v):
-        e.append(_at(p) + ": " + _r(v) + " " + "is not a combination of 'r', 'w' and 'm'")
 
 
 def _v_config_linux_defs_blockIO_properties_weightDevice_items(v, p, e):

@@ -68,7 +68,12 @@ def refusal(key: str, config: dict) -> str | None:
         if "uts" not in ns:
             return "is not allowed in the host's uts namespace (add a uts namespace)"
         field = UTS_SYSCTLS[name]
-        return f"conflicts with the {field!r} field, which is set" if config.get(field) else None
+        if name == "kernel.hostname":  # as runc and crun: the hostname field says it
+            return f"is not allowed as it conflicts with the OCI {field!r} field (set the hostname there)"
+        value = config.get(field)
+        if value and value != config["linux"]["sysctl"][key]:  # equal: both ask the same
+            return f"conflicts with the {field!r} field, which is set to {value!r}"
+        return None
     return "is not in a separate kernel namespace: it would change the host"
 
 
