@@ -12,6 +12,12 @@
 # runtime. Issue 17's target: above floor <= runc work + 1.5 ms. "RSS" is each command's
 # peak resident set (GNU time's %M, one run each).
 # Targets are read off the table: a benchmark, never a test, nothing here asserts time.
+#
+# Two bundles, every operation timed on each: hack/mkbundle.sh's ("mkbundle": pyrunc's
+# `spec`, which adds a cgroup namespace on a v2 host only and no ambient capabilities) and
+# runc's own default ("runc-spec": `runc spec` with args `true` and no terminal, ociVersion
+# 1.0.2-dev, ambient capabilities without inheritable ones), on the same busybox rootfs.
+# BENCH_BUNDLES="mkbundle" (or "runc-spec") times one of them only.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-30}
@@ -25,7 +31,7 @@ work=$(mktemp -d /tmp/pyrunc-bench.XXXXXX)
 # cgroup path from the id, and must not share one.
 cleanup() {
   for rt in "$pyrunc" "$runc"; do
-    for id in bench-run bench-csd bench-create bench-state bench-start bench-kill bench-delete; do
+    for id in bench-run bench-csd bench-create bench-state bench-start bench-kill bench-delete bench-stopped; do
       "$rt" --root "$work/root-$(basename "$rt")" delete -f "$id-$(basename "$rt")" >/dev/null 2>&1 || true
     done
   done
@@ -33,16 +39,31 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$here/hack/mkbundle.sh" "$work/bundle" true >/dev/null
-"$here/hack/mkbundle.sh" "$work/sleeper" sleep 100000 >/dev/null
+kinds=${BENCH_BUNDLES:-mkbundle runc-spec}
+runc_spec() {  # runc_spec DIR ARGS...: `runc spec`'s config on a copy of mkbundle's rootfs
+  local dir=$1; shift
+  mkdir -p "$dir"
+  cp -a "$work/mkbundle/bundle/rootfs" "$dir/rootfs"
+  (cd "$dir" && "$runc" spec)
+  "$py" - "$dir/config.json" "$@" <<'PY'
+import json, sys
+with open(sys.argv[1]) as f:
+    cfg = json.load(f)
+cfg["process"]["terminal"] = False
+cfg["process"]["args"] = sys.argv[2:]
+with open(sys.argv[1], "w") as f:
+    json.dump(cfg, f, indent=2)
+PY
+}
+"$here/hack/mkbundle.sh" "$work/mkbundle/bundle" true >/dev/null
+"$here/hack/mkbundle.sh" "$work/mkbundle/sleeper" sleep 100000 >/dev/null
+runc_spec "$work/runc-spec/bundle" true
+runc_spec "$work/runc-spec/sleeper" sleep 100000
 cmd() {  # cmd RUNTIME ARGS...: the command line timed for that runtime
   local rt=$1 name; shift
   name=$(basename "$rt")
   echo "$rt --root $work/root-$name ${*//@ID@/-$name}"
 }
-for rt in "$pyrunc" "$runc"; do
-  $(cmd "$rt" run -d -b "$work/sleeper" bench-state@ID@) >/dev/null
-done
 
 # Every timing also runs the floor and runc's own start-up (see the top), interleaved
 # with the two runtimes' commands round by round (hack/benchtime.py).
@@ -74,32 +95,47 @@ rss() {  # rss NAME "PREPARE SCRIPT" ARGS...: peak RSS (KiB) of one run of each 
     /usr/bin/time -f %M -o "$work/rss/$name-$(basename "$rt")" $(cmd "$rt" "$@") >/dev/null 2>&1 || true
   done
 }
-# the prepare scripts: a fresh created container for start and delete, a running one for kill
-fresh="@RT@ delete -f bench-@OP@@ID@ >/dev/null 2>&1; @RT@ create -b $work/bundle bench-@OP@@ID@"
-running="@RT@ delete -f bench-kill@ID@ >/dev/null 2>&1; @RT@ run -d -b $work/sleeper bench-kill@ID@"
+for kind in $kinds; do
+bundle=$work/$kind/bundle
+sleeper=$work/$kind/sleeper
+for rt in "$pyrunc" "$runc"; do
+  $(cmd "$rt" delete -f bench-state@ID@) >/dev/null 2>&1 || true
+  $(cmd "$rt" run -d -b "$sleeper" bench-state@ID@) >/dev/null 2>&1
+done
+# the prepare scripts: a fresh created container for start and delete, a running one for
+# kill, a stopped one (its program ran and exited) for delete of a stopped container
+fresh="@RT@ delete -f bench-@OP@@ID@ >/dev/null 2>&1; @RT@ create -b $bundle bench-@OP@@ID@"
+running="@RT@ delete -f bench-kill@ID@ >/dev/null 2>&1; @RT@ run -d -b $sleeper bench-kill@ID@"
+stopped="@RT@ delete -f bench-stopped@ID@ >/dev/null 2>&1; @RT@ create -b $bundle bench-stopped@ID@ && \
+@RT@ start bench-stopped@ID@ && sleep 0.05"
 for round in $(seq "$rounds"); do
-  out=$work/results/$round
+  out=$work/results/$kind/$round
   mkdir -p "$out"
-  bench run run -b "$work/bundle" bench-run@ID@
-  bench_sh create-start-delete "@RT@ create -b $work/bundle bench-csd@ID@ && @RT@ start bench-csd@ID@ && @RT@ delete -f bench-csd@ID@"
+  bench run run -b "$bundle" bench-run@ID@
+  bench_sh create-start-delete "@RT@ create -b $bundle bench-csd@ID@ && @RT@ start bench-csd@ID@ && @RT@ delete -f bench-csd@ID@"
   # create alone: the container work, without the two extra interpreter start-ups of start and delete
-  bench_prepared create "@RT@ delete -f bench-create@ID@" create -b "$work/bundle" bench-create@ID@
+  bench_prepared create "@RT@ delete -f bench-create@ID@" create -b "$bundle" bench-create@ID@
   bench_prepared start "${fresh//@OP@/start}" start bench-start@ID@
   bench_prepared kill "$running" kill bench-kill@ID@ KILL
   bench_prepared delete "${fresh//@OP@/delete}" delete -f bench-delete@ID@
+  bench_prepared delete-stopped "$stopped" delete -f bench-stopped@ID@
   bench state state bench-state@ID@
   bench list list
   bench exec exec bench-state@ID@ true  # into the running sleeper
   # 100 sequential `run` of `true` (crun's README compares runtimes with this test): one
   # run each, so the floor and runc --version are not timed here.
-  seq100="for i in \$(seq 100); do @RT@ run -b $work/bundle bench-run@ID@ || exit 1; done"
+  seq100="for i in \$(seq 100); do @RT@ run -b $bundle bench-run@ID@ || exit 1; done"
   p=${seq100//@RT@/$(cmd "$pyrunc")}; r=${seq100//@RT@/$(cmd "$runc")}
   "$py" "$here/hack/benchtime.py" "$out/seq100.json" 1 0 "pyrunc==sh -c '${p//@ID@/-pyrunc}'" \
     "runc==sh -c '${r//@ID@/-runc}'"
 done
+done
+bundle=$work/mkbundle/bundle
+fresh="@RT@ delete -f bench-@OP@@ID@ >/dev/null 2>&1; @RT@ create -b $bundle bench-@OP@@ID@"
+running="@RT@ delete -f bench-kill@ID@ >/dev/null 2>&1; @RT@ run -d -b $work/mkbundle/sleeper bench-kill@ID@"
 mkdir -p "$work/rss"
-rss run "@RT@ delete -f bench-run@ID@" run -b "$work/bundle" bench-run@ID@
-rss create "@RT@ delete -f bench-create@ID@" create -b "$work/bundle" bench-create@ID@
+rss run "@RT@ delete -f bench-run@ID@" run -b "$bundle" bench-run@ID@
+rss create "@RT@ delete -f bench-create@ID@" create -b "$bundle" bench-create@ID@
 rss start "${fresh//@OP@/start}" start bench-start@ID@
 rss kill "$running" kill bench-kill@ID@ KILL
 rss delete "${fresh//@OP@/delete}" delete -f bench-delete@ID@
@@ -109,28 +145,30 @@ rss exec true exec bench-state@ID@ true
 
 "$py" - "$work/results" "$work/rss" <<'PY'
 import json, pathlib, statistics, sys
-ratios: dict[str, list[float]] = {}
 head = (f"{'operation':<20}{'pyrunc ms':>10}{'runc ms':>9}{'ratio':>7}{'floor':>7}{'above floor':>12}"
         f"{'runc work':>10}{'target':>8}")
-for rnd in sorted(pathlib.Path(sys.argv[1]).iterdir(), key=lambda p: int(p.name)):
-    print(head)
-    for f in sorted(rnd.glob("*.json")):
-        res = {r["command"]: r["median"] * 1000 for r in json.loads(f.read_text())["results"]}
-        ratios.setdefault(f.stem, []).append(res["pyrunc"] / res["runc"])
-        if f.stem == "seq100":
-            print(f"{'100 x run (s)':<20}{res['pyrunc'] / 1000:>10.2f}{res['runc'] / 1000:>9.2f}"
-                  f"{res['pyrunc'] / res['runc']:>7.2f}")
-            continue
-        above, work = res["pyrunc"] - res["floor"], res["runc"] - res["runc-version"]
-        met = "met" if above <= work + 1.5 else f"+{above - work - 1.5:.1f}"
-        print(f"{f.stem:<20}{res['pyrunc']:>10.1f}{res['runc']:>9.1f}{res['pyrunc'] / res['runc']:>7.2f}"
-              f"{res['floor']:>7.1f}{above:>12.1f}{work:>10.1f}{met:>8}")
-    print()
-if len(next(iter(ratios.values()))) > 1:
-    print(f"{'operation':<20}{'median ratio':>13}   per round")
-    for name, rs in sorted(ratios.items()):
-        print(f"{name:<20}{statistics.median(rs):>13.2f}   {' '.join(f'{r:.2f}' for r in rs)}")
-    print()
+for kind in sorted(pathlib.Path(sys.argv[1]).iterdir()):
+    ratios: dict[str, list[float]] = {}
+    print(f"== bundle: {kind.name}")
+    for rnd in sorted(kind.iterdir(), key=lambda p: int(p.name)):
+        print(head)
+        for f in sorted(rnd.glob("*.json")):
+            res = {r["command"]: r["median"] * 1000 for r in json.loads(f.read_text())["results"]}
+            ratios.setdefault(f.stem, []).append(res["pyrunc"] / res["runc"])
+            if f.stem == "seq100":
+                print(f"{'100 x run (s)':<20}{res['pyrunc'] / 1000:>10.2f}{res['runc'] / 1000:>9.2f}"
+                      f"{res['pyrunc'] / res['runc']:>7.2f}")
+                continue
+            above, work = res["pyrunc"] - res["floor"], res["runc"] - res["runc-version"]
+            met = "met" if above <= work + 1.5 else f"+{above - work - 1.5:.1f}"
+            print(f"{f.stem:<20}{res['pyrunc']:>10.1f}{res['runc']:>9.1f}{res['pyrunc'] / res['runc']:>7.2f}"
+                  f"{res['floor']:>7.1f}{above:>12.1f}{work:>10.1f}{met:>8}")
+        print()
+    if len(next(iter(ratios.values()))) > 1:
+        print(f"{'operation':<20}{'median ratio':>13}   per round ({kind.name})")
+        for name, rs in sorted(ratios.items()):
+            print(f"{name:<20}{statistics.median(rs):>13.2f}   {' '.join(f'{r:.2f}' for r in rs)}")
+        print()
 rss = pathlib.Path(sys.argv[2])
 print(f"{'peak RSS (MiB)':<20}{'pyrunc':>10}{'runc':>9}")
 for f in sorted(rss.glob("*-pyrunc")):
