@@ -140,6 +140,9 @@ def test_man_pages_render_without_warnings(generated: Path, tmp_path: Path) -> N
 
 
 def test_completion_completes_commands_flags_values_and_ids(generated: Path, tmp_path: Path) -> None:
+    registered = subprocess.run(["bash", "-c", f"source {generated / 'pyrunc.bash'}; complete -p pyrunc"],
+                                capture_output=True, text=True).stdout
+    assert registered.split()[-3:] == ["-F", "_pyrunc", "pyrunc"]
     assert complete(generated, "del") == ["delete"]
     assert complete(generated, "delete", "--f") == ["--force"]
     assert complete(generated, "--root", "/x", "--debug", "ki") == ["kill"]
