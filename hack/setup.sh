@@ -5,7 +5,7 @@
 #   test suite drives: runc and crun to compare with, the engine lane's packages
 #   (hack/engines-setup.sh: containerd, podman, conmon, catatonit, CNI plugins), qemu and
 #   Debian's kernel for the cgroup-v2 guest lane, Go to build OCI runtime-tools'
-#   validation suite, GNU time for benchmarks.
+#   validation suite, GNU time for benchmarks. Then the man pages and the bash completion.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "setup.sh: run as root" >&2; exit 1; }
@@ -13,7 +13,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 pkgs=(busybox-static libseccomp2 libseccomp-dev libffi-dev gcc iproute2 procps python3 python3-venv python3-dev)
 if [ "${1:-}" = --test ]; then
   pkgs+=(runc crun uidmap criu qemu-system-x86 linux-image-amd64
-         kmod cpio xz-utils zstd file e2fsprogs golang-go libcap2-bin time)
+         kmod cpio xz-utils zstd file e2fsprogs golang-go libcap2-bin time man-db)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
@@ -58,3 +58,13 @@ entry()
 LAUNCHER
 chmod 755 "$here/.venv/bin/pyrunc.tmp"
 mv -f "$here/.venv/bin/pyrunc.tmp" "$here/.venv/bin/pyrunc"
+
+# pyrunc(8), pyrunc-COMMAND(8) and the bash completion, rendered from the command table
+# and flags that --help prints (runtime/pyrunc/cli/docgen.py). Generated here rather than
+# committed: made from the code just installed, they cannot drift from it, and no copy in
+# git needs regenerating (and a test to catch it not being) whenever a flag changes.
+man8=/usr/local/share/man/man8
+completions=/usr/share/bash-completion/completions
+[ -d "$completions" ] || completions=/etc/bash_completion.d
+mkdir -p "$man8" "$completions"
+"$here/.venv/bin/python" -m pyrunc.cli.docgen "$man8" "$completions/pyrunc"

@@ -235,7 +235,7 @@ def test_list_formats(pyrunc, bundle, cid):
 def test_plain_delete_of_created_container(pyrunc, bundle, cid):
     """As runc and crun, for containerd's shim and podman (issue 27): a plain delete of a
     created container kills its waiting init and removes it, where runtime.md says it MUST
-    fail (the README's deviation). A running one is still refused."""
+    fail (a deviation: docs/commands.md). A running one is still refused."""
     bundle.args("sleep", "1000")
     pyrunc("create", "-b", str(bundle.path), cid)
     pid = pyrunc.state(cid)["pid"]

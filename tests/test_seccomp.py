@@ -289,7 +289,7 @@ def test_syscalls_newer_than_the_profile_get_enosys(pyrunc, bundle, cid):
     """An allowlist that names nothing from clone3 (435) on: a newer syscall (openat2) and a
     number no kernel knows get ENOSYS, which programs fall back on; an older one the profile
     does not name gets the default action, a named one its own. (runc 1.1.5, Debian 12's,
-    answers EPERM for the first two: see the README's differences.)"""
+    answers EPERM for the first two: see docs/security.md.)"""
     import subprocess
 
     lib, _ = _libseccomp()

@@ -280,9 +280,9 @@ def test_nothing_left_after_lifecycle(ctd: Ctd) -> None:
 
 
 def test_cri_runtime_config_with_binary_name(runtime: str, session_dir: Path) -> None:
-    # Kubernetes reaches the runtime through the CRI plugin's runtimes table (see the
-    # README); ctr ignores that table. test_cri.py runs pods through it; this checks that
-    # containerd resolves the README's variant (pyrunc as the default handler) as written.
+    # Kubernetes reaches the runtime through the CRI plugin's runtimes table (see
+    # docs/engines.md); ctr ignores that table. test_cri.py runs pods through it; this checks
+    # that containerd resolves that page's variant (pyrunc as the default handler) as written.
     config = session_dir / "cri-config.toml"
     config.write_text(f"""version = 2
 root = "{session_dir}/cri-root"

@@ -79,13 +79,18 @@ def _help(topic: str | None, flags: list | None = None) -> int:
     if topic is None:
         sys.stdout.write(h.usage(COMMANDS))
         return 0
-    if flags is None:  # `help TOPIC`: the command's own parser names its flags
-        try:
-            return _run(topic, None, ["--help"])
-        except HelpRequested as req:
-            flags = req.flags
-    sys.stdout.write(h.command(topic, COMMANDS[topic][1], flags))
+    sys.stdout.write(h.command(topic, COMMANDS[topic][1], command_flags(topic) if flags is None else flags))
     return 0
+
+
+def command_flags(cmd: str) -> list[Flag]:
+    """The flags of cmd, as its own parser names them when given --help (for `help CMD`,
+    the man pages and the completion: none can list a flag the command lacks)."""
+    try:
+        _run(cmd, None, ["--help"])
+    except HelpRequested as req:
+        return req.flags
+    raise AssertionError(f"{cmd} parsed --help without asking for help")
 
 
 def _run(cmd: str, gopts: dict | None, rest: list[str]) -> int:

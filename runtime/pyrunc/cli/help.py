@@ -94,26 +94,30 @@ FLAG_HELP = {
     "mem_bw_schema": "Intel RDT memory bandwidth schema (resctrl)",
 }
 
-GLOBAL = """GLOBAL OPTIONS:
-   --debug                     log every step of the command at debug level
-   --log FILE                  write the log to FILE instead of stderr (opened at start)
-   --log-format text|json      the log's format (default: text)
-   --root DIR                  where containers' state is kept (default: /run/pyrunc)
-   --systemd-cgroup            make cgroups through systemd (cgroupsPath is slice:prefix:name)
-   --rootless true|false|auto  run as a user without privileges (default: auto)
-   --criu PATH                 accepted for runc's callers; checkpoint and restore are not implemented
-   --help, -h                  show help
-   --version, -v               print the version
-"""
+# (names, the value's name or "", help), as printed under GLOBAL OPTIONS
+GLOBAL: list[tuple[list[str], str, str]] = [
+    (["--debug"], "", "log every step of the command at debug level"),
+    (["--log"], "FILE", "write the log to FILE instead of stderr (opened at start)"),
+    (["--log-format"], "text|json", "the log's format (default: text)"),
+    (["--root"], "DIR", "where containers' state is kept (default: /run/pyrunc)"),
+    (["--systemd-cgroup"], "", "make cgroups through systemd (cgroupsPath is slice:prefix:name)"),
+    (["--rootless"], "true|false|auto", "run as a user without privileges (default: auto)"),
+    (["--criu"], "PATH", "accepted for runc's callers; checkpoint and restore are not implemented"),
+    (["--help", "-h"], "", "show help"),
+    (["--version", "-v"], "", "print the version"),
+]
+SUMMARY = "an OCI runtime (runtime-spec 1.3.0) with runc's command line"
+HELP_LINE = "show the commands, or the help of one command"
 
 
 def usage(commands: dict[str, tuple[str, str]]) -> str:
     """`pyrunc --help`: every command (cli.COMMANDS: name -> (module, one line)) and the global flags."""
     width = max(map(len, commands)) + 2
     cmds = "".join(f"   {name:<{width}}{line}\n" for name, (_, line) in commands.items())
-    return ("NAME:\n   pyrunc - an OCI runtime (runtime-spec 1.3.0) with runc's command line\n\n"
+    opts = "".join(f"   {', '.join(names) + (value and ' ' + value):<28}{text}\n" for names, value, text in GLOBAL)
+    return (f"NAME:\n   pyrunc - {SUMMARY}\n\n"
             "USAGE:\n   pyrunc [global options] command [command options] [arguments...]\n\n"
-            f"COMMANDS:\n{cmds}   {'help, h':<{width}}show the commands, or the help of one command\n\n{GLOBAL}")
+            f"COMMANDS:\n{cmds}   {'help, h':<{width}}{HELP_LINE}\n\nGLOBAL OPTIONS:\n{opts}")
 
 
 def command(cmd: str, line: str, flags: list[Flag]) -> str:
@@ -125,9 +129,11 @@ def command(cmd: str, line: str, flags: list[Flag]) -> str:
     if flags:
         names = [", ".join(n + ("" if f.kind == BOOL else " value") for n in f.names) for f in flags]
         width = max(map(len, names)) + 2
-        rows = []
-        for name, f in zip(names, flags):
-            default = f" (default: {f.default})" if f.kind != BOOL and f.default not in (None, []) else ""
-            rows.append(f"   {name:<{width}}{FLAG_HELP[f.name]}{default}\n")
-        out.append("OPTIONS:\n" + "".join(rows))
+        out.append("OPTIONS:\n" + "".join(f"   {name:<{width}}{flag_text(f)}\n" for name, f in zip(names, flags)))
     return "".join(out)
+
+
+def flag_text(f: Flag) -> str:
+    """A command flag's help, with its default where it has a value."""
+    default = f" (default: {f.default})" if f.kind != BOOL and f.default not in (None, []) else ""
+    return FLAG_HELP[f.name] + default
