@@ -37,10 +37,10 @@ FROM {IMAGE}
 COPY --from=base /work/greeting.txt /copied.txt
 RUN {RUN_FINAL}
 """
-# buildah bind-mounts its own /etc/hostname, /etc/hosts, /etc/resolv.conf and /run/.containerenv
-# over a RUN step's root; the empty files and the directory it makes for them to mount on
-# are the only entries of a layer the step did not write (runc's layers hold them too).
-MOUNT_POINTS = {"etc": "dir", "etc/hostname": "", "etc/hosts": "", "etc/resolv.conf": "", "run": "dir"}
+# buildah bind-mounts its own /etc/hostname and /run/.containerenv (no network: no hosts or
+# resolv.conf) over a RUN step's root; the empty file and the directories it makes to mount
+# them on are the only entries of a layer the step did not write (as with runc).
+MOUNT_POINTS = {"etc": "dir", "etc/hostname": "", "run": "dir"}
 
 # In front of the lane's recording wrapper: keeps each created bundle's config.json (the
 # bundle is gone once the step is over), to tell which command each container ran.
@@ -70,8 +70,10 @@ def builder(podman_overlay: Podman, tmp_path: Path) -> tuple[Podman, Path, Path]
 
 def build(engine: Podman, runtime: Path, context: Path, containerfile: str, *flags: str):
     (context / "Containerfile").write_text(containerfile)
-    return run(engine.cmd("build", "--runtime", str(runtime), *flags, str(context)),
-               env=engine.env, timeout=BUILD_TIMEOUT)
+    # --network none: by default each RUN step joins podman's default CNI network, made on
+    # the host (a bridge, iptables rules, IP forwarding on); the lane changes no host network.
+    return run(engine.cmd("build", "--runtime", str(runtime), "--network", "none", *flags,
+                          str(context)), env=engine.env, timeout=BUILD_TIMEOUT)
 
 
 def saved_specs(specs: Path) -> list[dict]:
@@ -126,6 +128,8 @@ def test_build_runs_every_step_in_the_runtime(builder, tmp_path: Path) -> None:
                    (sh + [RUN_WORKDIR], "/work", 0), (sh + [RUN_USER], "/work", 1000),
                    (sh + [RUN_FINAL], "/", 0)], ran
     assert "GREETING=hello" in saved_specs(specs)[2]["process"]["env"]
+    for spec in saved_specs(specs):  # a network namespace of its own, which no one set up
+        assert {"type": "network"} in spec["linux"]["namespaces"], spec["linux"]["namespaces"]
     # ... created, started and deleted by this runtime, every call succeeding.
     calls = build_calls(engine, since)
     assert len(calls) == len(ran), calls.keys()
