@@ -1,19 +1,21 @@
-"""`podman build` (buildah inside podman) with --runtime pointing at the runtime under test,
-on native overlay storage: every RUN step of a Containerfile runs as a container of that
-runtime, and each step's layer, read from the host in the overlay storage, holds exactly
-what the step wrote."""
+"""Image builds with --runtime pointing at the runtime under test, on native overlay storage:
+`podman build` (buildah inside podman) and Debian's `buildah build` on the same private
+storage. Every RUN step of a Containerfile runs as a container of that runtime, and each
+step's layer, read from the host in the overlay storage, holds exactly what it wrote."""
 from __future__ import annotations
 
 import json
 import re
 import shlex
 import stat
+import subprocess
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 from engine_drivers import Podman
-from engine_helpers import IMAGE, TIMEOUT, Call, run
+from engine_helpers import IMAGE, TIMEOUT, Call, require, run
 
 # A build takes a few seconds; several container runs each, under a loaded CI host.
 BUILD_TIMEOUT = 5 * TIMEOUT
@@ -55,9 +57,21 @@ exec @WRAPPER@ "$@"
 """
 
 
-@pytest.fixture
-def builder(podman_overlay: Podman, tmp_path: Path) -> tuple[Podman, Path, Path]:
-    """The overlay podman, a --runtime that records the specs it is given, and the spec dir."""
+# How each builder is run: buildah commits one layer per step only with --layers, and removes
+# the container of a failed step only with --force-rm (both podman's defaults).
+BUILDERS = {"podman": ["podman", "build"], "buildah": ["buildah", "build", "--layers", "--force-rm"]}
+
+
+class Builder(NamedTuple):
+    engine: Podman    # the overlay podman: its storage, config and runtime call log
+    runtime: Path     # the --runtime given: SPEC_SAVER
+    specs: Path       # where SPEC_SAVER keeps the specs
+    command: list[str]
+
+
+@pytest.fixture(params=sorted(BUILDERS))
+def builder(request: pytest.FixtureRequest, podman_overlay: Podman, tmp_path: Path) -> Builder:
+    tool = require(request.param)
     specs = tmp_path / "specs"
     specs.mkdir()
     saver = tmp_path / "runtime"
@@ -65,15 +79,16 @@ def builder(podman_overlay: Podman, tmp_path: Path) -> tuple[Podman, Path, Path]
                      .replace("@WRAPPER@", shlex.quote(str(podman_overlay.wrapper))))
     saver.chmod(0o755)
     assert podman_overlay("info", "--format", "{{.Store.GraphDriverName}}").stdout.strip() == "overlay"
-    return podman_overlay, saver, specs
+    return Builder(podman_overlay, saver, specs, [tool, *BUILDERS[request.param][1:]])
 
 
-def build(engine: Podman, runtime: Path, context: Path, containerfile: str, *flags: str):
+def build(builder: Builder, context: Path, containerfile: str,
+          *flags: str) -> subprocess.CompletedProcess[str]:
     (context / "Containerfile").write_text(containerfile)
     # --network none: by default each RUN step joins podman's default CNI network, made on
     # the host (a bridge, iptables rules, IP forwarding on); the lane changes no host network.
-    return run(engine.cmd("build", "--runtime", str(runtime), "--network", "none", *flags,
-                          str(context)), env=engine.env, timeout=BUILD_TIMEOUT)
+    return run([*builder.command, "--runtime", str(builder.runtime), "--network", "none", *flags,
+                str(context)], env=builder.engine.env, timeout=BUILD_TIMEOUT)
 
 
 def saved_specs(specs: Path) -> list[dict]:
@@ -113,10 +128,10 @@ def layer_content(diff: Path) -> dict[str, str]:
     return found
 
 
-def test_build_runs_every_step_in_the_runtime(builder, tmp_path: Path) -> None:
-    engine, runtime, specs = builder
+def test_build_runs_every_step_in_the_runtime(builder: Builder, tmp_path: Path) -> None:
+    engine, specs = builder.engine, builder.specs
     since = len(engine.calls.calls())
-    proc = build(engine, runtime, tmp_path, CONTAINERFILE, "--no-cache", "-t", "localhost/built")
+    proc = build(builder, tmp_path, CONTAINERFILE, "--no-cache", "-t", "localhost/built")
     assert proc.returncode == 0, proc.stderr
 
     # One container per RUN step, in order, each running the step's command as the
@@ -140,8 +155,7 @@ def test_build_runs_every_step_in_the_runtime(builder, tmp_path: Path) -> None:
 
     # The layers, as the host's overlay storage holds them: the busybox layer, then
     # exactly what each step wrote.
-    proc = build(engine, runtime, tmp_path, CONTAINERFILE, "--target", "base", "-t",
-                 "localhost/built-base")
+    proc = build(builder, tmp_path, CONTAINERFILE, "--target", "base", "-t", "localhost/built-base")
     assert proc.returncode == 0, proc.stderr
     assert len(engine.calls.calls()) == since + sum(map(len, calls.values())), \
         "the cached stage ran again"
@@ -162,10 +176,10 @@ def test_build_runs_every_step_in_the_runtime(builder, tmp_path: Path) -> None:
     assert "GREETING=hello" in config["Env"]
 
 
-def test_failing_step_stops_the_build_with_its_status(builder, tmp_path: Path) -> None:
-    engine, runtime, specs = builder
+def test_failing_step_stops_the_build_with_its_status(builder: Builder, tmp_path: Path) -> None:
+    engine, specs = builder.engine, builder.specs
     since = len(engine.calls.calls())
-    proc = build(engine, runtime, tmp_path, f"FROM {IMAGE}\nRUN echo before > /before.txt\n"
+    proc = build(builder, tmp_path, f"FROM {IMAGE}\nRUN echo before > /before.txt\n"
                  "RUN exit 3\nRUN echo never > /never.txt\n", "--no-cache")
     assert proc.returncode == 3, proc.stderr
     assert 'building at STEP "RUN exit 3"' in proc.stderr, proc.stderr
@@ -176,11 +190,10 @@ def test_failing_step_stops_the_build_with_its_status(builder, tmp_path: Path) -
         assert made[-1].subcommand == "delete" and made[-1].rc == 0, (cid, made)
 
 
-def test_step_that_cannot_start_shows_the_runtime_error(builder, tmp_path: Path) -> None:
-    engine, runtime, _ = builder
+def test_step_that_cannot_start_shows_the_runtime_error(builder: Builder, tmp_path: Path) -> None:
+    engine = builder.engine
     since = len(engine.calls.calls())
-    proc = build(engine, runtime, tmp_path, f'FROM {IMAGE}\nRUN ["/nonexistent", "x"]\n',
-                 "--no-cache")
+    proc = build(builder, tmp_path, f'FROM {IMAGE}\nRUN ["/nonexistent", "x"]\n', "--no-cache")
     assert proc.returncode == 1, proc.stderr
     (cid, made), = build_calls(engine, since).items()
     assert [(c.subcommand, c.rc) for c in made] == [("create", 1)], made
