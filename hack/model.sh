@@ -116,6 +116,8 @@ kib() { du -skx "$@" 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 pss() { awk '/^Pss:/ {s += $2} END {print s + 0}' "${@/%//smaps_rollup}" 2>/dev/null; }
 inode() { stat -L -c %i "$1"; }
+# listening PID: "yes" if port 80 (0050, state 0A) listens in PID's netns, read from the host
+listening() { awk '$2 ~ /:0050$/ && $4 == "0A" {print "yes"; exit}' /proc/"$1"/net/tcp{,6}; }
 # fetch CONTAINER ADDRESS: the page served on ADDRESS:80, from inside CONTAINER (busybox nc:
 # the static busybox's wget crashes in glibc's resolver)
 fetch() { podman exec "$1" sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 5 $2 80 | tail -n 1" || echo failed; }
@@ -198,14 +200,17 @@ for rt in pyrunc runc; do
       sh -c 'mkdir /www && hostname >/www/index.html && exec httpd -f -p 80 -h /www'
   done
   run --runtime "$rt" --name "$rt-shared" --network "container:$rt-web1" "$img" sleep 1000000
+  for web in web1 web2; do  # httpd takes a moment to listen
+    pid=$(state '{{.State.Pid}}' "$rt-$web")
+    for _ in $(seq 50); do [ -n "$(listening "$pid")" ] && break; sleep 0.1; done
+  done
   for c in none host web1 web2 shared; do
     pid=$(state '{{.State.Pid}}' "$rt-$c")
     r[$rt.$c.pid]=$pid
     r[$rt.$c.net]=$(inode "/proc/$pid/ns/net")
     r[$rt.$c.links]=$(podman exec "$rt-$c" ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | sort | tr '\n' ' ')
     r[$rt.$c.addr]=$(podman exec "$rt-$c" ip -o -4 addr | awk '$2 != "lo" {print $4}' | tr '\n' ' ')
-    # listening on port 80 (0050, state 0A), read from the host in the process's own netns
-    r[$rt.$c.port80]=$(awk '$2 ~ /:0050$/ && $4 == "0A" {print "yes"; exit}' /proc/"$pid"/net/tcp{,6})
+    r[$rt.$c.port80]=$(listening "$pid")
   done
   ip2=${r[$rt.web2.addr]%%/*}
   ip1=${r[$rt.web1.addr]%%/*}
@@ -242,7 +247,8 @@ row "storage with the $n running, MiB" "$(mib "${r[pyrunc.after_kib]}")" "$(mib 
 row "  per container, KiB" "${r[pyrunc.per_kib]}" "${r[runc.per_kib]}"
 row "  of which its writable layer, KiB" "$((r[pyrunc.upper_kib] / n))" "$((r[runc.upper_kib] / n))"
 row "$n full copies of the image would be, MiB" "$(mib "$full_kib")" "$(mib "$full_kib")"
-echo "  what the $n writable layers hold (entry: how many): ${r[pyrunc.upper_entries]}"
+echo "  what the $n writable layers hold (entry: how many), pyrunc: ${r[pyrunc.upper_entries]}"
+echo "                                                       runc: ${r[runc.upper_entries]}"
 echo
 for what in "image layers, once:$image_kib" "+ $n containers:$((image_kib + n * r[pyrunc.per_kib]))" \
             "$n full copies:$full_kib"; do
@@ -261,7 +267,7 @@ row "start $n (podman run -d, one by one), s" "${r[pyrunc.start_s]}" "${r[runc.s
 row "  per container, ms" "${r[pyrunc.start_ms]}" "${r[runc.start_ms]}"
 row "per running container, PSS KiB: conmon" "${r[pyrunc.conmon_kib]}" "${r[runc.conmon_kib]}"
 row "  the container's process (sleep)" "${r[pyrunc.init_kib]}" "${r[runc.init_kib]}"
-row "  the runtime (processes left running)" "0 (${r[pyrunc.left]} left)" "0 (${r[runc.left]} left)"
+row "  the runtime: its processes left running" "${r[pyrunc.left]}" "${r[runc.left]}"
 row "the runtime's peak RSS during create, KiB" "${r[pyrunc.peak_kib]}" "${r[runc.peak_kib]}"
 echo
 echo "3. Network types: each container's netns inode, read on the host from /proc/PID/ns/net,"

@@ -20,7 +20,7 @@ from engine_helpers import IMAGE, TIMEOUT, Call, require, run
 # A build takes a few seconds; several container runs each, under a loaded CI host.
 BUILD_TIMEOUT = 5 * TIMEOUT
 
-# Each RUN step: its shell command, and what it writes (path -> content, owner uid).
+# The RUN steps' shell commands; the layers each should leave are in the test.
 RUN_ONE = "echo one > /one.txt"
 RUN_DATA = "mkdir /data && echo two > /data/two.txt"
 RUN_WORKDIR = 'echo "$GREETING" > greeting.txt && pwd > where.txt'
