@@ -141,7 +141,7 @@ nlayers=$(layer_dirs "$img" | wc -l)
 big_layer_kib=$(kib "$(layer_dirs "$img" | head -1)")
 host_net=$(inode /proc/self/ns/net)
 host_pidns=$(inode /proc/self/ns/pid)
-host_links=$(ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | sort | tr '\n' ' ')
+host_links=$(ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | sort | paste -sd' ')
 
 declare -A r  # r[runtime.key]: the figures, printed at the end
 for rt in pyrunc runc; do
@@ -184,7 +184,7 @@ for rt in pyrunc runc; do
   podman exec "$rt-1" sh -c 'echo changed >>/big'
   up1=$(state '{{.GraphDriver.Data.UpperDir}}' "$rt-1")
   r[$rt.copyup_kib]=$(kib "$up1")
-  r[$rt.copyup_files]=$(cd "$up1" && find . -type f -printf '%P:%kK ')
+  r[$rt.copyup_files]=$(cd "$up1" && find . -type f -printf '%P:%kK\n' | paste -sd' ')
   r[$rt.sizes]="$(podman exec "$rt-1" stat -c %s /big) / $(podman exec "$rt-2" stat -c %s /big)"
   r[$rt.copyup_total]=$(( $(kib "$work/storage") - after_kib ))
   say "$rt: removing them"
@@ -208,8 +208,8 @@ for rt in pyrunc runc; do
     pid=$(state '{{.State.Pid}}' "$rt-$c")
     r[$rt.$c.pid]=$pid
     r[$rt.$c.net]=$(inode "/proc/$pid/ns/net")
-    r[$rt.$c.links]=$(podman exec "$rt-$c" ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | sort | tr '\n' ' ')
-    r[$rt.$c.addr]=$(podman exec "$rt-$c" ip -o -4 addr | awk '$2 != "lo" {print $4}' | tr '\n' ' ')
+    r[$rt.$c.links]=$(podman exec "$rt-$c" ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | sort | paste -sd' ')
+    r[$rt.$c.addr]=$(podman exec "$rt-$c" ip -o -4 addr | awk '$2 != "lo" {print $4}' | paste -sd' ')
     r[$rt.$c.port80]=$(listening "$pid")
   done
   ip2=${r[$rt.web2.addr]%%/*}
