@@ -30,6 +30,7 @@ grep -qw overlay /proc/filesystems || { echo "model: the kernel has no overlay f
 
 work=$(mktemp -d /var/tmp/pyrunc-model.XXXXXX)
 chmod 755 "$work"
+export CONTAINERS_CONF=$work/containers.conf CONTAINERS_STORAGE_CONF=$work/storage.conf TMPDIR=$work/tmp
 tag=$(basename "$work" | cut -d. -f2 | tr 'A-Z' 'a-z')
 cgparent=/pyrunc-model-$tag
 net=pyrunc-model-$tag
@@ -43,8 +44,18 @@ for d in "${stray[@]}"; do [ -e "$d" ] || made+=("$d"); done
 
 cleanup() {
   set +e
-  for _ in 1 2; do podman rm --all --force --time 0 >/dev/null 2>&1; done  # dependents first
-  podman rmi --all --force >/dev/null 2>&1
+  # Only ever on our own storage: never the host's (before the config is written, podman
+  # would fall back to it).
+  if [ -f "$CONTAINERS_STORAGE_CONF" ] && [ -f "$CONTAINERS_CONF" ]; then
+    for _ in 1 2; do podman rm --all --force --time 0 >/dev/null 2>&1; done  # dependents first
+    podman rmi --all --force >/dev/null 2>&1
+  fi
+  # conmon runs podman's cleanup of each removed container after it: wait for them all
+  # (their command lines name our directory; the glob is expanded before cat and grep run).
+  for _ in $(seq 150); do
+    cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\0' '\n' | grep -qF -- "$work" || break
+    sleep 0.1
+  done
   ip link delete "$bridge" 2>/dev/null
   rm -f /var/lib/cni/results/"$net"-*
   for top in /sys/fs/cgroup/*; do
@@ -101,7 +112,6 @@ driver = "overlay"
 graphroot = "$work/storage"
 runroot = "$work/runroot"
 EOF
-export CONTAINERS_CONF=$work/containers.conf CONTAINERS_STORAGE_CONF=$work/storage.conf TMPDIR=$work/tmp
 subnet=$(cd "$here/tests/engines" && "$here/.venv/bin/python" -c 'from engine_drivers import free_subnet; print(free_subnet())')
 # No gateway on the bridge and no masquerading: the host gets no address or route into the
 # subnet, and no iptables rule; containers reach each other only.
