@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install what the engine test lane (tests/engines) needs, from Debian's packages:
 # containerd (its CRI plugin included), podman + conmon, catatonit (podman run --init),
-# the CNI plugins the CRI tests network their pods with, runc to compare with.
+# buildah (image builds), the CNI plugins the CRI tests network their pods with, runc to
+# compare with.
 # Idempotent: does nothing (no apt-get update) when everything is already there.
 # The engines are only installed: no daemon is enabled or started; the tests start
 # their own containerd on a private socket and run podman with private storage.
@@ -9,7 +10,7 @@ set -eu
 
 # package:a file it ships, so we can check without dpkg-query races.
 pairs="containerd:/usr/bin/containerd containerd:/usr/bin/containerd-shim-runc-v2
-    containerd:/usr/bin/ctr podman:/usr/bin/podman conmon:/usr/bin/conmon
+    containerd:/usr/bin/ctr podman:/usr/bin/podman conmon:/usr/bin/conmon buildah:/usr/bin/buildah
     busybox-static:/bin/busybox runc:/usr/sbin/runc catatonit:/usr/libexec/podman/catatonit
     containernetworking-plugins:/usr/lib/cni/bridge containernetworking-plugins:/usr/lib/cni/host-local
     containernetworking-plugins:/usr/lib/cni/loopback"
@@ -27,7 +28,7 @@ if [ -x /bin/busybox ] && ldd /bin/busybox >/dev/null 2>&1; then
 fi
 
 if [ -z "${need% }" ]; then
-    echo "engines-setup: containerd, podman, conmon, catatonit, CNI plugins, runc and busybox-static already installed"
+    echo "engines-setup: containerd, podman, conmon, catatonit, buildah, CNI plugins, runc and busybox-static already installed"
     exit 0
 fi
 

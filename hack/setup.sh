@@ -3,8 +3,8 @@
 #   apt packages (busybox-static for rootfs, libseccomp, a compiler for the cffi layer),
 #   a .venv in the checkout with pyrunc installed (editable) and, with --test, what the
 #   test suite drives: runc and crun to compare with, the engine lane's packages
-#   (hack/engines-setup.sh: containerd, podman, conmon, catatonit, CNI plugins), qemu and
-#   Debian's kernel for the cgroup-v2 guest lane, Go to build OCI runtime-tools'
+#   (hack/engines-setup.sh: containerd, podman, conmon, catatonit, buildah, CNI plugins),
+#   qemu and Debian's kernel for the cgroup-v2 guest lane, Go to build OCI runtime-tools'
 #   validation suite, GNU time for benchmarks. Then the man pages and the bash completion.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)

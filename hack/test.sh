@@ -1,7 +1,8 @@
 #!/bin/bash
 # test.sh: install what the tests need, then run the whole suite (as root).
 #   1. the main suite: real containers on this host (v1/hybrid cgroups), the engines lane
-#      (containerd and podman driving pyrunc) and the schema checks;
+#      (containerd, podman and buildah driving pyrunc, image builds included) and the
+#      schema checks;
 #   2. the cgroup v2 lane: the cgroup tests again inside a qemu guest with a pure v2 hierarchy,
 #      plus the conformance suite's v2-only tests;
 #   2b. the systemd lane: the systemd cgroup driver and the engines through it, in a guest

@@ -194,21 +194,35 @@ def cri_pods(cri: CriContainerd) -> Iterator[list[CriPod]]:
 
 @pytest.fixture(scope="session")
 def podman(session_dir: Path, runtime: str, images: Path) -> Iterator[Podman]:
+    yield from _podman_engine(session_dir, runtime, images, "podman", driver="vfs")
+
+
+@pytest.fixture(scope="session")
+def podman_overlay(session_dir: Path, runtime: str, images: Path) -> Iterator[Podman]:
+    """podman on native overlay storage (its default as root), for image builds."""
+    with open("/proc/filesystems") as f:
+        if "overlay" not in f.read().split():
+            pytest.skip("the kernel has no overlay filesystem (modprobe overlay)")
+    yield from _podman_engine(session_dir, runtime, images, "podman-overlay", driver="overlay")
+
+
+def _podman_engine(session_dir: Path, runtime: str, images: Path, name: str, *,
+                   driver: str) -> Iterator[Podman]:
     require("podman")
     require("conmon")
-    base = session_dir / "podman"
+    base = session_dir / name
     base.mkdir()
-    wrapper, calls = _wrapper(session_dir, runtime, "podman")
-    engine = Podman(base, runtime, wrapper, calls)
+    wrapper, calls = _wrapper(session_dir, runtime, name)
+    engine = Podman(base, runtime, wrapper, calls, driver=driver)
     try:
         proc = engine("import", str(images / "busybox-rootfs.tar"), IMAGE)
         assert proc.returncode == 0, proc.stderr
         yield engine
     finally:
         left = engine.stop()
-        _RECORDED["podman"] = (calls.calls(), {str(base): "<podman>",
-                                               engine.cgroup_parent: "<parent>"})
-    assert not left, f"podman session left behind: {left}"
+        _RECORDED[name] = (calls.calls(), {str(base): f"<{name}>",
+                                           engine.cgroup_parent: "<parent>"})
+    assert not left, f"{name} session left behind: {left}"
 
 
 @pytest.fixture

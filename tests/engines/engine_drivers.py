@@ -448,9 +448,11 @@ def free_subnet() -> str:
 # ---------------------------------------------------------------- podman
 
 class Podman:
-    """podman with private containers.conf/storage.conf naming a `pyrunc` runtime."""
+    """podman with private containers.conf/storage.conf naming a `pyrunc` runtime; its
+    storage driver is vfs (any host) unless told (overlay: podman's default, as root)."""
 
-    def __init__(self, base: Path, runtime: str, wrapper: Path, calls: CallLog) -> None:
+    def __init__(self, base: Path, runtime: str, wrapper: Path, calls: CallLog, *,
+                 driver: str = "vfs") -> None:
         self.base = base
         self.runtime = runtime
         self.wrapper = wrapper
@@ -483,7 +485,7 @@ volume_path = "{base}/root/volumes"
 pyrunc = ["{wrapper}"]
 """)
         storage.write_text(f"""[storage]
-driver = "vfs"
+driver = "{driver}"
 graphroot = "{base}/root"
 runroot = "{base}/runroot"
 """)
@@ -535,7 +537,7 @@ runroot = "{base}/runroot"
             kill_pid(pid)
         left += [f"conmon pid {p}" for p in conmons]
         left += [f"pid {p} in cgroup" for p in cgroup_pids(self.cgroup_parent)]
-        # podman keeps the image's vfs layer; container mounts are all that may be left.
+        # podman keeps the image's layers; container mounts are all that may be left.
         left += [f"mount {m}" for m in mounts_under(str(self.base))]
         remove_cgroups(self.cgroup_parent)
         unmount_under(str(self.base))

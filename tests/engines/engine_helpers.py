@@ -151,7 +151,7 @@ def normalize(line: str, replacements: dict[str, str]) -> str:
     line = re.sub(r"\b[0-9a-f]{64}\b", "<ctr-id>", line)
     line = re.sub(r"\bt[0-9a-f]{10}\b", "<id>", line)  # the lane's container names
     line = re.sub(r"(/tmp/[A-Za-z_-]+?)[.\d][A-Za-z0-9]*", r"\1*", line)
-    line = re.sub(r"(exec-process-|podman|runc-process)\d+", r"\1*", line)
+    line = re.sub(r"(exec-process-|podman|runc-process|buildah)\d+", r"\1*", line)
     return line
 
 
