@@ -177,6 +177,8 @@ def report_and_exit(chan: Channel, exc: BaseException, what: str = "container se
     the parent's code. For the --debug traceback the child must have imported traceback
     while the host's files were reachable; this import then only finds it in sys.modules."""
     try:
+        if isinstance(exc, (ConnectionResetError, BrokenPipeError)) and chan.peer_gone():
+            return  # our channel broke: the parent gave up first and reports why itself
         if isinstance(exc, (PyruncError, OSError)):
             msg = str(exc)
         else:  # a bug: name it, and keep the traceback for --debug
