@@ -40,11 +40,20 @@ def validator() -> jsonschema.protocols.Validator:
 VALIDATOR = validator()
 
 
+def _differing(out: str) -> list:
+    """The steps a live explain found different, for an assertion message."""
+    try:
+        steps = json.loads(out)["steps"]
+    except (ValueError, KeyError):
+        return [out]
+    return [(s["jsonPath"], s["text"], s["live"]) for s in steps if s.get("live", {}).get("status") == "differs"]
+
+
 def explain(pyrunc, *args: str, check_rc: int | None = 0) -> dict:
     """`explain --format json`, checked against oci-schemas/explain-schema.json."""
     proc = pyrunc("explain", "--format", "json", *args, check=False)
     if check_rc is not None:
-        assert proc.returncode == check_rc, proc.stderr
+        assert proc.returncode == check_rc, proc.stderr or _differing(proc.stdout)
     doc = json.loads(proc.stdout)
     errors = [f"{list(e.absolute_path)}: {e.message}" for e in VALIDATOR.iter_errors(doc)]
     assert not errors, errors
