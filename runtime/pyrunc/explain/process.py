@@ -122,7 +122,9 @@ def become(r: Report, tree: Tree) -> tuple[str, list[str]]:
         r.add("parent", "process", "seccomp", "linux.seccomp.listenerPath",
               f"sends the listener fd with the container's state to {prog.listener}")
     r.add("init", "process", "ready", "process",
-          "reports ready to create, then waits on exec.fifo; create records its pid in state.json and exits")
+          "reports ready to create, then becomes the sealed launcher (a static program in a write-sealed "
+          "memfd: the program's execve is never the host Python's) and waits on exec.fifo; create records "
+          "its pid in state.json and exits")
     return exe, env
 
 
@@ -133,8 +135,9 @@ def start_and_delete(r: Report, exe: str, env: list[str]) -> None:
     _hooks(r, "startContainer")
     prog = p.confine.seccomp
     if prog is not None and not prog.notify:
-        r.add("init", "process", "seccomp", "linux.seccomp", _seccomp_text(p) + "; installed just before execve",
-              **_seccomp_detail(p))
+        when = ("installed before the launcher, which then sets the capabilities (it needs CAP_SYS_ADMIN: "
+                "no no_new_privs)" if p.confine.deferred else "installed by the launcher just before execve")
+        r.add("init", "process", "seccomp", "linux.seccomp", f"{_seccomp_text(p)}; {when}", **_seccomp_detail(p))
     elif prog is None:
         r.add("init", "process", "seccomp", "linux.seccomp", "seccomp: no filter")
     r.add("init", "process", "execve", "process.args",
