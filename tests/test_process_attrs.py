@@ -135,6 +135,13 @@ def test_scheduler_reset_on_fork_flag(pyrunc, bundle, cid):
     pyrunc("delete", "--force", cid)
 
 
+# RT group scheduling (CONFIG_RT_GROUP_SCHED, v1's cpu.rt_runtime_us): distribution kernels
+# often leave it out, and then realtime tasks need no budget in their cgroup.
+rt_group_sched = pytest.mark.skipif(not os.path.exists("/sys/fs/cgroup/cpu/cpu.rt_runtime_us"),
+                                    reason="the kernel has no RT group scheduling (CONFIG_RT_GROUP_SCHED)")
+
+
+@rt_group_sched
 @pytest.mark.parametrize("policy, const", [("SCHED_FIFO", os.SCHED_FIFO), ("SCHED_RR", os.SCHED_RR)])
 def test_scheduler_realtime_with_a_cgroup_budget(pyrunc, bundle, cid, policy, const):
     """This host has RT group scheduling: a realtime task needs cpu.rt_runtime_us in its cgroup."""
@@ -146,6 +153,7 @@ def test_scheduler_realtime_with_a_cgroup_budget(pyrunc, bundle, cid, policy, co
     pyrunc("delete", "--force", cid)
 
 
+@rt_group_sched
 def test_scheduler_realtime_refused_by_kernel_names_field(pyrunc, bundle, cid):
     """The container's cpu cgroup has no realtime budget (cpu.rt_runtime_us 0), so the kernel says EPERM."""
     bundle.config["process"]["scheduler"] = {"policy": "SCHED_FIFO", "priority": 10}
