@@ -202,6 +202,10 @@ class SystemdCgroupManager(CgroupManager):
             return int(files.read(d, "cpu.max").split()[1])
         return files.read_int(d, "cpu.cfs_period_us") or None
 
+    def discard(self) -> None:
+        """A failed create: the scope is new (else UnitExists), destroy() tells if it is ours."""
+        self.destroy()
+
     def destroy(self) -> None:
         """Kill what is left, stop the unit (systemd removes its directories), then ours.
         A unit of that name that is not this container's (create failed with UnitExists, or
