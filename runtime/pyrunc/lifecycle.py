@@ -150,7 +150,7 @@ def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: Undo) -> tuple[i
     pid and the channel to it, over which create tells the init it may outlive us."""
     from pyrunc.linux import confine, namespaces
     from pyrunc.process import init as child
-    from pyrunc.process.protocol import Channel
+    from pyrunc.process.protocol import Channel, setup_timeout
     from pyrunc.syscalls import calls as sc
 
     # Orphans of our children come to us while create runs, so a failed setup can still
@@ -171,6 +171,7 @@ def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: Undo) -> tuple[i
     if gc_was_on:
         gc.enable()
     child_end.close()
+    parent_end.timeout = setup_timeout()
     _undo_child(undo, cg, pid)
     undo.callback(parent_end.close)
     crash.point("create", "child-born")
