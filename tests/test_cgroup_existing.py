@@ -9,6 +9,7 @@ cgroup.freeze in the pure v2 guest (hack/test-v2.sh tests/test_cgroup_existing.p
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -183,3 +184,23 @@ def test_setup_frozen_behind_its_back_times_out(pyrunc, bundle, cid, kind):
     _one_line_error(p, "sent no ready within 2 s")
     assert not [top / cid for top in _tops().values() if (top / cid).exists()]
     assert pyrunc.list_ids() == []
+
+
+def test_exec_into_a_paused_container_times_out(pyrunc, bundle, cid):
+    """exec --ignore-paused: the new process stops as it joins the frozen cgroup; exec gives
+    up after PYRUNC_SETUP_TIMEOUT (runc waits for a resume) and the process, killed, is
+    gone once the container resumes."""
+    bundle.sh("exec sleep 1000")
+    pyrunc("run", "-d", "--bundle", str(bundle.path), cid)
+    init = pyrunc.state(cid)["pid"]
+    pyrunc("pause", cid)
+    env = {**os.environ, "PYRUNC_SETUP_TIMEOUT": "2"}
+    env.pop("NOTIFY_SOCKET", None)
+    t0 = time.monotonic()
+    p = pyrunc("exec", "--ignore-paused", cid, "echo", "hi", check=False, timeout=30, env=env)
+    assert time.monotonic() - t0 < 15
+    _one_line_error(p, "sent no", "within 2 s")
+    pyrunc("resume", cid)
+    wait_for(lambda: json.loads(pyrunc("ps", "-f", "json", cid).stdout) == [init],
+             what="only the init left in the container")
+    assert pyrunc("exec", cid, "cat", "/proc/1/cmdline").stdout.split("\0")[:2] == ["sleep", "1000"]
