@@ -83,12 +83,15 @@ def _clone(op: MountOp, plan: Plan) -> int:
     tree = sc.AT_RECURSIVE if op.opts.flags & sc.MS_REC else 0
     fd = sc.open_tree(_AT_FDCWD, op.source, sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC | tree)
     try:
-        prop = sc.MS_PRIVATE if plan.rootfs_propagation & sc.MS_PRIVATE else sc.MS_SLAVE
-        sc.mount_setattr(fd, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, propagation=prop)
+        sc.mount_setattr(fd, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, propagation=copy_propagation(plan))
     except BaseException:
         posix.close(fd)
         raise
     return fd
+
+
+def copy_propagation(plan: Plan) -> int:
+    return sc.MS_PRIVATE if plan.rootfs_propagation & sc.MS_PRIVATE else sc.MS_SLAVE
 
 
 def source_is_dir(op: MountOp) -> bool | None:
