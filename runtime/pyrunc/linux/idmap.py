@@ -101,7 +101,7 @@ def source_is_dir(op: MountOp) -> bool | None:
 
 
 def attach(op: MountOp, target: str) -> bool:
-    """Move the prepared tree of ``op`` onto ``target``; False when ``op`` is not idmapped."""
+    """Move the prepared tree of ``op`` onto ``target``; False when none was prepared."""
     fd = _prepared.pop(op.index, None)
     if fd is None:
         return False
