@@ -18,26 +18,33 @@ from pathlib import Path
 import pytest
 
 from helpers import wait_for
-from test_cgroup_commands import V2, _v1_mounts
+from test_cgroup_commands import V2
 
 TOP = Path("/sys/fs/cgroup")
 
 
 def _tops() -> dict[str, Path]:
-    """hierarchy -> its mountpoint: "" for cgroup2, else one v1 controller per hierarchy."""
+    """Each hierarchy's mountpoint, keyed "" for cgroup2, "freezer" and "cpuset" for those
+    v1 controllers' hierarchies (what the tests treat apart), else its mountpoint's name."""
     if V2:
         return {"": TOP}
-    tops = {c: m for c, m in _v1_mounts().items() if not c.startswith("name=")}
-    if (TOP / "unified" / "cgroup.procs").exists():
-        tops[""] = TOP / "unified"
+    tops: dict[str, Path] = {}
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        pre, _, post = line.partition(" - ")
+        fstype, _src, opts = post.split()[:3]
+        point = Path(pre.split()[4])
+        if fstype == "cgroup2" and (point / "cgroup.procs").exists():
+            tops[""] = point
+        elif fstype == "cgroup":
+            tops[next((c for c in ("freezer", "cpuset") if c in opts.split(",")), point.name)] = point
     return tops
 
 
 def _freezers() -> list[str]:
-    """The freezers a user can freeze a cgroup with here: "freezer" (v1), "" (cgroup2)."""
+    """The freezers a user can freeze a cgroup with here: "freezer" (v1), "" (cgroup2:
+    cgroup.freeze, from Linux 5.2 on)."""
     out = [k for k in ("freezer",) if k in _tops()]
-    probe = _tops().get("")
-    if probe is not None and any((d / "cgroup.freeze").exists() for d in probe.iterdir() if d.is_dir()):
+    if "" in _tops() and tuple(int(x) for x in os.uname().release.split(".")[:2]) >= (5, 2):
         out.append("")
     return out
 
@@ -62,10 +69,10 @@ class UserCgroup:
     def __init__(self, name: str) -> None:
         self.name = name
         self.dirs = {k: top / name for k, top in _tops().items()}
-        for d in self.dirs.values():
+        for kind, d in self.dirs.items():
             d.mkdir()
-            for f in ("cpuset.cpus", "cpuset.mems"):  # a v1 cpuset takes tasks once filled in
-                if (d / f).exists():
+            if kind == "cpuset":  # a v1 cpuset takes tasks once filled in
+                for f in ("cpuset.cpus", "cpuset.mems"):
                     (d / f).write_text((d.parent / f).read_text())
         self.procs: list[subprocess.Popen] = []
 
