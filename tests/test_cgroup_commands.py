@@ -200,11 +200,14 @@ def test_update_memory_and_swap_like_runc(pyrunc, bundle, cid):
     pyrunc("update", "--memory", "32m", "--memory-swap", "-1", cid)
     assert _seen(pyrunc, cid, cg, "memory", limit) == str(32 * MiB)
     assert _seen(pyrunc, cid, cg, "memory", swap) in UNLIMITED
+    pyrunc("update", "--memory", "0", "--memory-swap", "0", cid)   # runc: 0 is not given
+    assert _seen(pyrunc, cid, cg, "memory", limit) == str(32 * MiB)
+    assert _seen(pyrunc, cid, cg, "memory", swap) in UNLIMITED
 
 
 def test_update_cpu_quota_and_period_each_alone(pyrunc, bundle, cid):
-    """Of quota and period, the one a request leaves out keeps its current value (v2 writes
-    both in cpu.max); -1 is no quota."""
+    """Of quota and period, the one a request leaves out (or gives as 0, as runc reads it)
+    keeps its current value (v2 writes both in cpu.max); -1 is no quota."""
     _, cg = start(pyrunc, bundle, cid)
 
     def cpu() -> tuple[str, str]:
@@ -220,6 +223,8 @@ def test_update_cpu_quota_and_period_each_alone(pyrunc, bundle, cid):
     assert cpu() == ("max" if V2 else "-1", "200000")
     pyrunc("update", "--cpu-quota", "30000", cid)
     assert cpu() == ("30000", "200000")
+    pyrunc("update", "--cpu-quota", "0", "--cpu-period", "100000", cid)   # runc: 0 is not given
+    assert cpu() == ("30000", "100000")
 
 
 def test_update_resources_file_and_stdin(pyrunc, bundle, cid, tmp_path):

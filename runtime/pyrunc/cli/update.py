@@ -3,8 +3,8 @@
 As runc does, only what the request names is written; the rest stays as the cgroup
 has it. Of a pair of interdependent values the one left out is the cgroup's current
 one (v1: its own file; v2: read back from cpu.max, or memory.max for a swap given
-alone), and memory -1 without a swap means both unlimited. Device rules are
-rewritten only when the request carries some.
+alone), memory -1 without a swap means both unlimited, and a memory or cpu value
+of 0 is one not given. Device rules are rewritten only when the request carries some.
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ def main(cmd: str, g, argv: list[str]) -> int:
         if given:
             from pyrunc.cgroups import resources_from_update_flags
             changes = merge(changes, resources_from_update_flags(given))
+        changes = _without_runc_zeros(changes)
         with st.load(g.root, cid) as c:
             lifecycle.require(c, "update")
             c.cgroup().set_resources(changes, update=True)
@@ -56,6 +57,19 @@ def _read_resources(path: str) -> dict:
     if not isinstance(res, dict):
         raise UsageError(f"--resources {where}: expected a LinuxResources JSON object")
     return res
+
+
+# runc's update reads 0 in these as "not given" (its cgroup code skips a zero)
+_ZERO_IS_UNSET = {"memory": ("limit", "swap", "reservation", "kernel", "kernelTCP"),
+                  "cpu": ("shares", "quota", "period", "realtimeRuntime", "realtimePeriod")}
+
+
+def _without_runc_zeros(res: dict) -> dict:
+    out = dict(res)
+    for section, keys in _ZERO_IS_UNSET.items():
+        if isinstance(out.get(section), dict):
+            out[section] = {k: v for k, v in out[section].items() if not (k in keys and v == 0)}
+    return out
 
 
 def merge(base: dict, changes: dict) -> dict:
