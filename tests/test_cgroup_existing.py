@@ -70,21 +70,16 @@ class UserCgroup:
         self.name = name
         self.dirs = {k: top / name for k, top in _tops().items()}
         for kind, d in self.dirs.items():
-            d.mkdir()
-            if kind == "cpuset":  # a v1 cpuset takes tasks once filled in
-                for f in ("cpuset.cpus", "cpuset.mems"):
-                    (d / f).write_text((d.parent / f).read_text())
+            _mkdir(kind, d)
         self.procs: list[subprocess.Popen] = []
 
-    def add_process(self) -> subprocess.Popen:
+    def add_process(self, dirs: list[Path] | None = None) -> subprocess.Popen:
+        """A process in ``dirs`` (default: the cgroup on every hierarchy)."""
         p = subprocess.Popen(["sleep", "1000"])
         self.procs.append(p)
-        for d in self.dirs.values():
+        for d in self.dirs.values() if dirs is None else dirs:
             (d / "cgroup.procs").write_text(str(p.pid))
         return p
-
-    def members(self, kind: str) -> list[int]:
-        return [int(x) for x in (self.dirs[kind] / "cgroup.procs").read_text().split()]
 
     def remove(self) -> None:
         for kind in ("freezer", ""):
@@ -97,6 +92,17 @@ class UserCgroup:
             for sub in sorted((x for x, _, _ in os.walk(d)), key=len, reverse=True):
                 wait_for(lambda: not (Path(sub) / "cgroup.procs").read_text().split(), what=f"{sub} empty")
                 os.rmdir(sub)
+
+
+def _mkdir(kind: str, d: Path) -> None:
+    d.mkdir()
+    if kind == "cpuset":  # a v1 cpuset takes tasks once filled in
+        for f in ("cpuset.cpus", "cpuset.mems"):
+            (d / f).write_text((d.parent / f).read_text())
+
+
+def _members(d: Path) -> list[int]:
+    return [int(x) for x in (d / "cgroup.procs").read_text().split()]
 
 
 @pytest.fixture
@@ -148,8 +154,8 @@ def test_cgroup_with_processes_warned_and_used(pyrunc, bundle, cid, user_cgroup)
     assert "container's cgroup is not empty: 1 process(es) found" in p.stderr, p.stderr
     assert f"cgroup {TOP}" in p.stderr and f"/{cid}:" in p.stderr, p.stderr
     init = pyrunc.state(cid)["pid"]
-    for kind in user_cgroup.dirs:
-        assert {other.pid, init} <= set(user_cgroup.members(kind)), kind
+    for d in user_cgroup.dirs.values():
+        assert {other.pid, init} <= set(_members(d)), d
     inside = pyrunc("exec", cid, "cat", "/proc/1/cmdline").stdout
     assert inside.split("\0")[:2] == ["sleep", "1000"]
     pyrunc("kill", cid, "KILL")
@@ -158,19 +164,24 @@ def test_cgroup_with_processes_warned_and_used(pyrunc, bundle, cid, user_cgroup)
 
 def test_failed_create_spares_what_it_found(pyrunc, bundle, cid, user_cgroup):
     """A create that fails after its init joined (a createRuntime hook fails) kills its
-    own processes only and removes only the cgroups it made."""
-    other = user_cgroup.add_process()
+    own processes only and removes only the cgroups it made: /<cid>/c is the user's, with
+    a process in it, on every hierarchy but the last (on pure v2, the only one)."""
+    *found, made = [(k, d / "c") for k, d in user_cgroup.dirs.items()]
+    if not found:
+        found, made = [made], None
+    for kind, d in found:
+        _mkdir(kind, d)
+    other = user_cgroup.add_process([d for _, d in found])
     _set_path(bundle, f"/{cid}/c")
     bundle.config["hooks"] = {"createRuntime": [{"path": "/bin/false"}]}
     bundle.write()
-    user_cgroup.dirs[next(iter(user_cgroup.dirs))].joinpath("c").mkdir()  # one of its cgroups is the user's
     p = pyrunc("create", "--bundle", str(bundle.path), cid, check=False)
-    _one_line_error(p, "createRuntime")
+    warning, error = p.stderr.strip().splitlines()
+    assert "container's cgroup is not empty: 1 process(es) found" in warning
+    assert p.returncode != 0 and "hooks.createRuntime[0]" in error, error
     assert other.poll() is None, "the process found in the cgroup was killed"
-    assert user_cgroup.members(next(iter(user_cgroup.dirs))) == [other.pid]
-    first, *rest = user_cgroup.dirs.values()
-    assert (first / "c").is_dir(), "a cgroup create did not make was removed"
-    assert not [d for d in rest if (d / "c").exists()], "a cgroup create made is left"
+    assert all(_members(d) == [other.pid] for _, d in found)
+    assert made is None or not made[1].exists(), "a cgroup create made is left"
     assert pyrunc.list_ids() == []
 
 
