@@ -381,7 +381,7 @@ def _frozen(d: str) -> str:
             return "cgroup.freeze is 1"
     except OSError:
         return ""  # the root cgroup has no freezer; a systemd scope is not there yet
-    return "frozen with a parent: cgroup.events" if files.read_keyed(d, "cgroup.events").get("frozen") else ""
+    return "cgroup.events frozen 1: a parent is frozen" if files.read_keyed(d, "cgroup.events").get("frozen") else ""
 
 
 def _freezer_state(d: str) -> str:
@@ -391,7 +391,7 @@ def _freezer_state(d: str) -> str:
         if state == "THAWED":
             return ""
         if files.read(d, "freezer.self_freezing") == "0":
-            return f"freezer.state {state} with a parent"
+            return f"freezer.state {state}: a parent is frozen"
     except OSError:
         return ""
     return f"freezer.state {state}"
