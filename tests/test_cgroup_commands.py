@@ -109,10 +109,6 @@ def refused(pyrunc, *args: str, match: str, input: str | None = None) -> str:
     return err
 
 
-def saved_resources(pyrunc, cid: str) -> dict | None:
-    return json.loads((Path(pyrunc.root) / cid / "state.json").read_text()).get("resources")
-
-
 def test_pause_resume_seen_in_freezer_and_state(pyrunc, bundle, cid):
     pid, cg = start(pyrunc, bundle, cid)
     assert status(pyrunc, cid) == "running" and not cg.frozen()
@@ -168,24 +164,67 @@ def test_update_flags_visible_in_cgroup_files(pyrunc, bundle, cid):
     assert cg.snapshot() == _expected_after_flags()
     if not V2:
         assert (cg.dir("cpu") / "cpu.cfs_period_us").read_text().strip() == "100000"
-    # a later update merges on top: only the pids limit changes
+    # a later update changes only what it names
     pyrunc("update", "--pids-limit", "40", cid)
     assert cg.snapshot() == {**_expected_after_flags(), "pids": "40"}
-    saved = saved_resources(pyrunc, cid)
-    assert saved["pids"] == {"limit": 40} and saved["memory"] == {"limit": 64 * MiB, "reservation": 32 * MiB}
 
 
-def test_update_memory_and_swap_merge(pyrunc, bundle, cid):
-    """swap is memory+swap in the spec: after --memory-swap, a change of --memory alone
-    keeps the saved swap (v2 recomputes memory.swap.max = swap - limit)."""
+UNLIMITED = ("max", str((1 << 63) - 4096))   # v2, v1 (PAGE_COUNTER_MAX in bytes)
+
+
+def _seen(pyrunc, cid: str, cg: Cgroup, ctrl: str, name: str) -> str:
+    """A cgroup file read from the host, checked to read the same inside the container
+    (its cgroup namespace shows its own cgroup at /sys/fs/cgroup[/<ctrl>])."""
+    host = (cg.dir(ctrl) / name).read_text().strip()
+    inner = f"/sys/fs/cgroup/{name}" if V2 else f"/sys/fs/cgroup/{ctrl}/{name}"
+    assert pyrunc("exec", cid, "cat", inner).stdout.strip() == host, inner
+    return host
+
+
+def test_update_memory_and_swap_like_runc(pyrunc, bundle, cid):
+    """Only what the request names is written (runc's update): --memory alone leaves the
+    swap limit as it is, and --memory -1 after a --memory-swap means both unlimited
+    (it failed with EINVAL when the saved swap was applied again)."""
     _, cg = start(pyrunc, bundle, cid)
-    swap_file = cg.dir("memory") / ("memory.swap.max" if V2 else "memory.memsw.limit_in_bytes")
+    swap = "memory.swap.max" if V2 else "memory.memsw.limit_in_bytes"
+    limit = FILES["memory"][2 if V2 else 1]
     pyrunc("update", "--memory", "64m", "--memory-swap", "128m", cid)
-    assert cg.read("memory") == str(64 * MiB)
-    assert swap_file.read_text().strip() == str((64 if V2 else 128) * MiB)
+    assert _seen(pyrunc, cid, cg, "memory", limit) == str(64 * MiB)
+    assert _seen(pyrunc, cid, cg, "memory", swap) == str((64 if V2 else 128) * MiB)
     pyrunc("update", "--memory", "96m", cid)
-    assert cg.read("memory") == str(96 * MiB)
-    assert swap_file.read_text().strip() == str((32 if V2 else 128) * MiB)
+    assert _seen(pyrunc, cid, cg, "memory", limit) == str(96 * MiB)
+    assert _seen(pyrunc, cid, cg, "memory", swap) == str((64 if V2 else 128) * MiB)
+    pyrunc("update", "--memory", "-1", cid)
+    assert _seen(pyrunc, cid, cg, "memory", limit) in UNLIMITED
+    assert _seen(pyrunc, cid, cg, "memory", swap) in UNLIMITED
+    pyrunc("update", "--memory", "32m", "--memory-swap", "-1", cid)
+    assert _seen(pyrunc, cid, cg, "memory", limit) == str(32 * MiB)
+    assert _seen(pyrunc, cid, cg, "memory", swap) in UNLIMITED
+    pyrunc("update", "--memory", "0", "--memory-swap", "0", cid)   # runc: 0 is not given
+    assert _seen(pyrunc, cid, cg, "memory", limit) == str(32 * MiB)
+    assert _seen(pyrunc, cid, cg, "memory", swap) in UNLIMITED
+
+
+def test_update_cpu_quota_and_period_each_alone(pyrunc, bundle, cid):
+    """Of quota and period, the one a request leaves out (or gives as 0, as runc reads it)
+    keeps its current value (v2 writes both in cpu.max); -1 is no quota."""
+    _, cg = start(pyrunc, bundle, cid)
+
+    def cpu() -> tuple[str, str]:
+        if V2:
+            return tuple(_seen(pyrunc, cid, cg, "cpu", "cpu.max").split())
+        return (_seen(pyrunc, cid, cg, "cpu", "cpu.cfs_quota_us"), _seen(pyrunc, cid, cg, "cpu", "cpu.cfs_period_us"))
+
+    pyrunc("update", "--cpu-period", "100000", "--cpu-quota", "50000", cid)
+    assert cpu() == ("50000", "100000")
+    pyrunc("update", "--cpu-period", "200000", cid)
+    assert cpu() == ("50000", "200000")
+    pyrunc("update", "--cpu-quota", "-1", cid)
+    assert cpu() == ("max" if V2 else "-1", "200000")
+    pyrunc("update", "--cpu-quota", "30000", cid)
+    assert cpu() == ("30000", "200000")
+    pyrunc("update", "--cpu-quota", "0", "--cpu-period", "100000", cid)   # runc: 0 is not given
+    assert cpu() == ("30000", "100000")
 
 
 def test_update_resources_file_and_stdin(pyrunc, bundle, cid, tmp_path):
@@ -225,7 +264,6 @@ def test_bad_update_changes_nothing(pyrunc, bundle, cid, args, match):
     args, stdin = (args[:-1], args[-1]) if args[:2] == ["-r", "-"] else (args, None)
     refused(pyrunc, "update", *args, cid, match=match, input=stdin)
     assert cg.snapshot() == before
-    assert saved_resources(pyrunc, cid) is None
     assert status(pyrunc, cid) == "running"
 
 
@@ -418,7 +456,6 @@ def test_update_devices_rewrites_the_allowlist(pyrunc, bundle, cid):
     wait_for(lambda: probe.read_text().strip() == "read", what="the device allowed")
     pyrunc("update", "-r", "-", cid, input=json.dumps({"devices": [{**rule, "allow": False}]}))
     wait_for(lambda: probe.read_text().strip() == "denied", what="the device denied again")
-    assert saved_resources(pyrunc, cid)["devices"] == [{**rule, "allow": False}]
 
 
 def test_device_access_letters_as_runc(pyrunc, bundle, cid):

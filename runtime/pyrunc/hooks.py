@@ -290,11 +290,16 @@ def after_start(c, sync_fd: int | None) -> None:
     if sync_fd is None:
         return
     report = bytearray()
+    bound = _execve_bound(c.data)
+    deadline = None if bound is None else time.monotonic() + bound
     try:
         poller = select.poll()
         poller.register(sync_fd, select.POLLIN)
         while True:
-            poller.poll()
+            left = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+            if not poller.poll(left):
+                report += f"container init did not reach execve within {bound:g} s".encode()
+                break
             try:
                 chunk = posix.read(sync_fd, 4096)
             except BlockingIOError:
@@ -314,6 +319,15 @@ def after_start(c, sync_fd: int | None) -> None:
     except HookError:
         _stop(c)
         raise
+
+
+def _execve_bound(data: dict) -> float | None:
+    """Seconds the init may take from start to execve: the setup's bound and every
+    startContainer hook's timeout (None: a hook without one may run for ever)."""
+    from pyrunc.process.protocol import setup_timeout
+
+    timeouts = [h.get("timeout") for h in (data.get("hooks") or {}).get("startContainer") or []]
+    return None if None in timeouts else setup_timeout() + sum(timeouts)
 
 
 def _stop(c) -> None:

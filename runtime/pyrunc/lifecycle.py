@@ -110,9 +110,10 @@ def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup
         if hooks is not None:
             hooks.on_create(undo, c, plan.config)
         _save_config(c, plan.config)
+        undo.callback(cg.discard)  # what this create made; `delete -f` of a crash destroys the lot
         with context("linux.cgroupsPath"):
             cg.create()
-        undo.callback(cg.destroy)
+            cg.check_joinable()
         crash.point("create", "cgroup")
         if cg.to_state() != data["cgroup"]:  # rootless: hierarchies we may not use were dropped
             data["cgroup"] = cg.to_state()
@@ -153,7 +154,7 @@ def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: Undo) -> tuple[i
     from pyrunc.linux import confine, namespaces
     from pyrunc.process import init as child
     from pyrunc.process.launch import sealed_launcher
-    from pyrunc.process.protocol import Channel
+    from pyrunc.process.protocol import Channel, setup_timeout
     from pyrunc.syscalls import calls as sc
 
     # Orphans of our children come to us while create runs, so a failed setup can still
@@ -178,8 +179,8 @@ def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: Undo) -> tuple[i
     if gc_was_on:
         gc.enable()
     child_end.close()
-    undo.callback(reap, pid)
-    undo.callback(kill_quietly, pid)
+    parent_end.timeout = setup_timeout()
+    _undo_child(undo, cg, pid)
     undo.callback(parent_end.close)
     crash.point("create", "child-born")
     if not placed:
@@ -191,8 +192,7 @@ def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: Undo) -> tuple[i
                                    plan.config["linux"]["gidMappings"])
     init_pid = parent_end.recv("pid")["pid"] or pid
     if init_pid != pid:  # forked with CLONE_PARENT: our child too
-        undo.callback(reap, init_pid)
-        undo.callback(kill_quietly, init_pid)
+        _undo_child(undo, cg, init_pid)
     crash.point("create", "init-pid")
     # Limits go on once the init exists (as runc does at its "ready"): with
     # pids.limit 0 our own pid-namespace fork inside the cgroup would fail.
@@ -211,6 +211,14 @@ def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: Undo) -> tuple[i
     if init_pid != pid:
         posix.waitpid(pid, 0)
     return init_pid, parent_end
+
+
+def _undo_child(undo: Undo, cg, pid: int) -> None:
+    """On failure: SIGKILL our child ``pid``, thaw its cgroup should something have frozen
+    it since (else the kill waits for a thaw), and reap it."""
+    undo.callback(reap, pid)
+    undo.callback(cg.thaw_if_frozen)
+    undo.callback(kill_quietly, pid)
 
 
 def _userns():

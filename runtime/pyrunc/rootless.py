@@ -160,15 +160,18 @@ def _can_create(d: str) -> bool:
 
 def check_reachable(plan: Plan) -> None:
     """The container's root does its mounts as the host id it maps to, and without
-    capabilities over host-owned directories: every directory above the rootfs
-    and the bind sources must be searchable by that id."""
+    capabilities over host-owned directories: every directory above the rootfs (and,
+    unless host root opens them first, the bind sources) must be searchable by that id."""
     linux = plan.config["linux"]
     uid = _host_id(linux["uidMappings"])
     gid = _host_id(linux["gidMappings"])
     if uid is None:
         raise ConfigError("linux.uidMappings: container uid 0 is not mapped: the container's setup runs as its root")
+    from pyrunc.linux.idmap import opens_sources
+
     paths = [("root.path", plan.rootfs)]
-    paths += [(op.label(), op.source) for op in plan.mounts if op.is_bind and op.source]
+    if not opens_sources(plan):  # else host root opens them before the user namespace is entered
+        paths += [(op.label(), op.source) for op in plan.mounts if op.is_bind and op.source]
     for label, path in paths:
         d = fs.dirname(fs.abspath(path))
         while True:

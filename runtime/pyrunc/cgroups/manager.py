@@ -9,7 +9,7 @@ import errno
 import posix
 import time
 
-from .. import fs
+from .. import fs, log
 from ..errors import SyscallError
 from . import files
 from .files import CgroupError
@@ -37,6 +37,7 @@ class CgroupManager:
         self.mode, self.dirs, self.mounts = mode, dirs, mounts
         self.created = created or []
         self.rootless = rootless
+        self.found: frozenset[int] = frozenset()  # processes check_joinable() found (not saved)
 
     # -- persistence ---------------------------------------------------------
     def to_state(self) -> dict:
@@ -79,6 +80,19 @@ class CgroupManager:
                                   f" ({exc.strerror})") from None
             if self.rootless and not posix.access(d, posix.W_OK):
                 del self.dirs[key]  # someone else's cgroup of that name: not ours to use or destroy
+
+    def check_joinable(self) -> None:
+        """Before the init joins, as runc checks: processes already there get a warning (and
+        are left alone should create fail: discard()); a frozen cgroup is refused, for the
+        init would stop in it at once, and create with it, beyond the reach of SIGKILL."""
+        self.found = frozenset(self.pids())
+        if self.found:
+            log.warn(f"cgroup {self._procs_dir()}: container's cgroup is not empty:"
+                     f" {len(self.found)} process(es) found")
+        for key, d in self.dirs.items():
+            why = _frozen(d) if key == UNIFIED else _freezer_state(d) if "freezer" in key.split(",") else ""
+            if why:
+                raise CgroupError(f"cgroup {d}: container's cgroup unexpectedly frozen ({why})")
 
     def _chain(self, key: str, d: str) -> list[str]:
         """The directories from below the hierarchy's mountpoint down to ``d``."""
@@ -190,17 +204,35 @@ class CgroupManager:
         self._kill_remaining()
         self._remove_dirs()
 
+    def discard(self) -> None:
+        """Undo a create that failed: kill what it put in the cgroup, and remove the
+        directories it made, no other. Processes found there before are not ours: they
+        and their cgroup stay (the container's own were killed one by one)."""
+        if not self.found:
+            self._kill_remaining()
+        self._remove_dirs(only_ours=True)
+
+    def thaw_if_frozen(self) -> None:
+        """A process in a frozen v1 freezer dies of SIGKILL only once thawed."""
+        try:
+            if self.is_frozen():
+                self.thaw()
+        except (OSError, CgroupError):
+            pass  # no freezer, or the cgroup is gone: nothing holds the process
+
     def _kill_remaining(self) -> None:
         if self._exists() and self.pids():
             if self.mode != "v2" and self.is_frozen():
                 self.thaw()
             deadline, pause = time.monotonic() + 30, 0.001
-            while self.pids():
+            self.kill_all(SIGKILL)
+            while left := self.pids():
                 if time.monotonic() > deadline:
-                    raise CgroupError(f"cgroup: processes {self.pids()} survive SIGKILL")
-                self.kill_all(SIGKILL)
+                    raise CgroupError(f"cgroup {self._procs_dir()}: processes {left} survive SIGKILL")
                 time.sleep(pause)  # most are gone within a millisecond or two
                 pause = min(pause * 2, 0.05)
+                for pid in left:  # also those cgroup.kill misses: put in v1 hierarchies alone
+                    _signal(pid, SIGKILL)
 
     def _remove_dirs(self, only_ours: bool = False) -> None:
         """rmdir the container's directories (``only_ours``: only those it made itself)."""
@@ -261,11 +293,15 @@ class CgroupManager:
             time.sleep(0.001 * min(tries, 50))
 
     # -- processes -----------------------------------------------------------
-    def pids(self) -> list[int]:
-        """Host pids in the cgroup and its descendants."""
-        d = self.unified if self.mode == "v2" else (
+    def _procs_dir(self) -> str | None:
+        """The directory whose cgroup.procs tells the container's processes."""
+        return self.unified if self.mode == "v2" else (
             self.dir_of("pids") or self.dir_of("freezer") or self.dir_of("memory")
             or next(iter(self.dirs.values()), None))
+
+    def pids(self) -> list[int]:
+        """Host pids in the cgroup and its descendants."""
+        d = self._procs_dir()
         out: list[int] = []
         if d is None:
             return out
@@ -294,12 +330,7 @@ class CgroupManager:
             self.freeze()
         try:
             for pid in self.pids():
-                if pid <= 1:  # 0: a process this pid namespace cannot see; never a group
-                    continue
-                try:
-                    posix.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
+                _signal(pid, sig)
         finally:
             # SIGKILL takes effect only once thawed; otherwise keep a pause a pause
             if can_freeze and (not was_frozen or sig == SIGKILL):
@@ -333,6 +364,37 @@ def _controllers_to_enable(d: str, look) -> list[str]:
     except OSError:
         return []
     return [c for c in avail if c not in on]
+
+
+def _signal(pid: int, sig: int) -> None:
+    if pid > 1:  # 0: a process this pid namespace cannot see; never a group
+        try:
+            posix.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _frozen(d: str) -> str:
+    """Why the cgroup2 directory ``d`` is frozen ("" if it is not, or does not exist)."""
+    try:
+        if files.read(d, "cgroup.freeze") == "1":
+            return "cgroup.freeze is 1"
+    except OSError:
+        return ""  # the root cgroup has no freezer; a systemd scope is not there yet
+    return "cgroup.events frozen 1: a parent is frozen" if files.read_keyed(d, "cgroup.events").get("frozen") else ""
+
+
+def _freezer_state(d: str) -> str:
+    """Why the v1 freezer cgroup ``d`` is frozen or freezing ("" if it is not)."""
+    try:
+        state = files.read(d, "freezer.state")
+        if state == "THAWED":
+            return ""
+        if files.read(d, "freezer.self_freezing") == "0":
+            return f"freezer.state {state}: a parent is frozen"
+    except OSError:
+        return ""
+    return f"freezer.state {state}"
 
 
 def _rmtree(d: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from .. import fs
 from ..errors import ConfigError
+from . import files
 from .manager import UNIFIED, CgroupManager
 
 TYPE_CHECKING = False
@@ -184,10 +185,26 @@ class SystemdCgroupManager(CgroupManager):
         self.owned = True
 
     def set_resources(self, resources: dict, *, update: bool = False) -> None:
+        cpu = (resources or {}).get("cpu") or {}
+        if update and cpu.get("quota") is not None and not cpu.get("period"):
+            # systemd takes quota per second: a quota alone is relative to the current period
+            resources = {**resources, "cpu": {**cpu, "period": self._cpu_period()}}
         props = properties(resources or {}, self.mode)
         if props:
             self.bus().set_properties(self.unit, props)
         super().set_resources(resources, update=update)
+
+    def _cpu_period(self) -> int | None:
+        d = self.dir_of("cpu")
+        if d is None:
+            return None
+        if self.mode == "v2":
+            return int(files.read(d, "cpu.max").split()[1])
+        return files.read_int(d, "cpu.cfs_period_us") or None
+
+    def discard(self) -> None:
+        """A failed create: the scope is new (else UnitExists), destroy() tells if it is ours."""
+        self.destroy()
 
     def destroy(self) -> None:
         """Kill what is left, stop the unit (systemd removes its directories), then ours.

@@ -1,15 +1,14 @@
 """update [-r FILE|-] [--memory 96m --cpu-share 512 ...] ID: change a container's limits.
 
-The request is merged onto the container's current resources (linux.resources
-of the config it was created from, then each update's result kept in its
-state) and the merged set is applied, as runc does, so a value derived from two
-fields (v2 memory.swap.max = swap - limit) stays right when only one changes.
-Device rules are rewritten only when the request carries some.
+As runc does, only what the request names is written; the rest stays as the cgroup
+has it. Of a pair of interdependent values the one left out is the cgroup's current
+one (v1: its own file; v2: read back from cpu.max, or memory.max for a swap given
+alone), memory -1 without a swap means both unlimited, and a memory or cpu value
+of 0 is one not given. Device rules are rewritten only when the request carries some.
 """
 from __future__ import annotations
 
 import json
-import posix
 import sys
 
 from pyrunc import fs, lifecycle
@@ -42,14 +41,10 @@ def main(cmd: str, g, argv: list[str]) -> int:
         if given:
             from pyrunc.cgroups import resources_from_update_flags
             changes = merge(changes, resources_from_update_flags(given))
+        changes = _without_runc_zeros(changes)
         with st.load(g.root, cid) as c:
             lifecycle.require(c, "update")
-            merged = merge(_current(c), changes)
-            cg = c.cgroup()
-            apply = {k: v for k, v in merged.items() if k != "devices" or "devices" in changes}
-            cg.set_resources(apply, update=True)
-            c.data["resources"] = merged
-            c.save()
+            c.cgroup().set_resources(changes, update=True)
     return 0
 
 
@@ -78,13 +73,17 @@ def _read_resources(path: str) -> dict:
     return res
 
 
-def _current(c: st.Container) -> dict:
-    """The resources the container runs with: the last update's, else its config's."""
-    if "resources" in c.data:
-        return c.data["resources"]
-    fd = posix.open("config.json", posix.O_RDONLY | posix.O_CLOEXEC, dir_fd=c.dir_fd)
-    with open(fd) as f:
-        return (json.load(f).get("linux") or {}).get("resources") or {}
+# runc's update reads 0 in these as "not given" (its cgroup code skips a zero)
+_ZERO_IS_UNSET = {"memory": ("limit", "swap", "reservation", "kernel", "kernelTCP"),
+                  "cpu": ("shares", "quota", "period", "realtimeRuntime", "realtimePeriod")}
+
+
+def _without_runc_zeros(res: dict) -> dict:
+    out = dict(res)
+    for section, keys in _ZERO_IS_UNSET.items():
+        if isinstance(out.get(section), dict):
+            out[section] = {k: v for k, v in out[section].items() if not (k in keys and v == 0)}
+    return out
 
 
 def merge(base: dict, changes: dict) -> dict:

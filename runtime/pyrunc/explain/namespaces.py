@@ -58,11 +58,16 @@ def enter(r: Report) -> None:
     p = r.plan
     entries = p.config.get("mounts") or []
     linux = p.config.get("linux", {})
+    prop = "private" if idmap.copy_propagation(p) == sc.MS_PRIVATE else "a slave of the source"
     for op in p.mounts:
         if idmap.wanted(op, entries[op.index]):
             r.add("child", "namespaces", "idmap", f"mounts[{op.index}]",
-                  f"while still root on the host: a detached copy of {op.source} idmapped through a user namespace "
-                  f"of its mappings, moved onto {op.destination} later")
+                  f"while still root on the host: a detached copy of {op.source} ({prop}) idmapped through a user "
+                  f"namespace of its mappings, moved onto {op.destination} later")
+        elif op.is_bind and op.source and idmap.opens_sources(p):
+            r.add("child", "namespaces", "open_tree", f"mounts[{op.index}]",
+                  f"while still root on the host: a detached copy of {op.source} ({prop}), moved onto "
+                  f"{op.destination} later: the container's root need not reach it")
     for kind, path in p.join_ns:
         later = " (it applies to children only: the init is forked after)" if kind in _APPLIES_TO_CHILDREN else ""
         r.add("child", "namespaces", "setns", ns_path(p, kind), f"joins the {kind} namespace {path}{later}", type=kind,

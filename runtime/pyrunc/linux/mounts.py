@@ -94,6 +94,9 @@ def mount_flags(path: str) -> int:
 def _source_is_dir(op: MountOp) -> bool:
     if not op.is_bind:
         return True
+    prepared = idmap.source_is_dir(op)  # opened on the host: maybe out of our reach by path
+    if prepared is not None:
+        return prepared
     try:
         return stat.S_ISDIR(posix.stat(op.source).st_mode)  # type: ignore[arg-type]
     except FileNotFoundError:

@@ -19,12 +19,30 @@ def kill_quietly(pid: int, sig: int = SIGKILL) -> None:
     signal_child(pid, sig)
 
 
-def reap(pid: int) -> None:
-    """Wait for our child ``pid`` if it is still ours to wait for."""
+def reap(pid: int, timeout_ms: int | None = None) -> None:
+    """Wait for our child ``pid`` if it is still ours to wait for; with ``timeout_ms``, give
+    up after that long (whoever inherits it reaps it)."""
+    if timeout_ms is not None and not _exits_within(pid, timeout_ms):
+        return
     try:
         posix.waitpid(pid, 0)
     except ChildProcessError:
         pass
+
+
+def _exits_within(pid: int, timeout_ms: int) -> bool:
+    import select
+
+    try:
+        fd = posix.pidfd_open(pid)
+    except ProcessLookupError:
+        return True  # reaped already
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)  # readable once it has exited
+        return bool(poller.poll(timeout_ms))
+    finally:
+        posix.close(fd)
 
 
 def block_signals() -> set[int]:

@@ -32,7 +32,7 @@ from pyrunc.process.become import become
 from pyrunc.process.children import kill_quietly, reap
 from pyrunc.process.launch import launch, sealed_launcher
 from pyrunc.process.protocol import (MAX_MSG, Channel, ProtocolError, die_with_parent, fork_and_report_pid,
-                                     report_and_exit)
+                                     report_and_exit, setup_timeout)
 from pyrunc.syscalls import calls as sc
 from pyrunc.syscalls.consts import JOIN_ORDER, NAMESPACE_FLAGS
 
@@ -120,6 +120,7 @@ def spawn(job: Job, cgroup, state: dict) -> int:
         gc.enable()
         _leave_for_children(back)
     child_end.close()
+    parent_end.timeout = setup_timeout()
     proc_pid = pid
     try:
         with parent_end:
@@ -139,7 +140,7 @@ def spawn(job: Job, cgroup, state: dict) -> int:
     except BaseException:
         for p in {pid, proc_pid}:
             kill_quietly(p)
-            reap(p)
+            reap(p, timeout_ms=1000)  # frozen with a paused container, it dies once resumed
         raise
     if proc_pid != pid:
         reap(pid)  # the intermediate exits right after its fork
@@ -183,6 +184,7 @@ def _leave_for_children(back: list[tuple[str, int]]) -> None:
 
 def _await_exec(chan: Channel) -> None:
     """EOF: every child end closed on execve (CPython's errpipe rule). Otherwise the child's error."""
+    chan.wait(("execve",))
     try:
         raw = chan.sock.recv(MAX_MSG + 1)
     except ConnectionResetError:  # the child exited leaving our "go" unread; its error is still queued

@@ -40,7 +40,7 @@ import posix
 
 import select
 
-from pyrunc import crash, jsonio, log
+from pyrunc import crash, fs, jsonio, log
 from pyrunc import unixsock as socket
 from pyrunc.errors import PyruncError
 from pyrunc.syscalls import calls as sc
@@ -50,6 +50,13 @@ if TYPE_CHECKING:
     from typing import NoReturn
 
 MAX_MSG = 64 * 1024
+
+
+def setup_timeout() -> float:
+    """Seconds the runtime waits for each message of a container's setup: a child that
+    neither answers nor dies (frozen with its cgroup, stuck in a mount) must not hang
+    create or exec. PYRUNC_SETUP_TIMEOUT changes it (for tests)."""
+    return float(fs.getenv("PYRUNC_SETUP_TIMEOUT") or 60)
 
 
 class ProtocolError(PyruncError):
@@ -66,6 +73,7 @@ def _encode(kind: str, fields: dict) -> bytes:
 class Channel:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        self.timeout: float | None = None  # seconds each recv waits (the runtime's end); None: no bound
 
     @staticmethod
     def pair() -> tuple[Channel, Channel]:
@@ -95,7 +103,18 @@ class Channel:
         msg, fds = self._recv(expected, 1)
         return msg, fds[0]
 
+    def wait(self, expected: tuple[str, ...]) -> None:
+        """Until a message (or EOF) is there to read, for at most ``timeout``."""
+        if self.timeout is None:
+            return
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN)
+        if not poller.poll(int(self.timeout * 1000)):
+            raise ProtocolError(f"container setup sent no {'/'.join(expected)} within {self.timeout:g} s"
+                                " (is its cgroup frozen?)")
+
     def _recv(self, expected: tuple[str, ...], nfds: int) -> tuple[dict, list[int]]:
+        self.wait(expected)
         raw, fds, _flags, _addr = socket.recv_fds(self.sock, MAX_MSG + 1, 1, socket.MSG_CMSG_CLOEXEC)
         try:
             msg = self.decode(raw, expected)
