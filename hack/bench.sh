@@ -17,12 +17,13 @@
 # `spec`, which adds a cgroup namespace on a v2 host only and no ambient capabilities) and
 # runc's own default ("runc-spec": `runc spec` with args `true` and no terminal, ociVersion
 # 1.0.2-dev, ambient capabilities without inheritable ones), on the same busybox rootfs.
-# BENCH_BUNDLES="mkbundle" (or "runc-spec") times one of them only.
+# BENCH_BUNDLES="mkbundle" (or "runc-spec") times one of them only; PYRUNC=PATH times another
+# pyrunc (an older checkout's .venv/bin/pyrunc) against the same runc.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-30}
 rounds=${2:-1}
-pyrunc=$here/.venv/bin/pyrunc
+pyrunc=${PYRUNC:-$here/.venv/bin/pyrunc}  # PYRUNC=<another checkout>/.venv/bin/pyrunc: measure that one
 runc=$(command -v runc) || { echo "bench: apt-get install runc" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "bench: apt-get install time" >&2; exit 1; }
 py=$here/.venv/bin/python
