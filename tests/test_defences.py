@@ -52,18 +52,21 @@ def running_pid(pyrunc, cid: str) -> int:
 def test_only_stdio_reaches_the_container(pyrunc, bundle, cid, tmp_path):
     bundle.sh("exec sleep 1000")
     strays = stray_fds(tmp_path)
-    try:
+    try:  # the control: pass_fds really hands them on
+        seen = subprocess.run(["ls", "/proc/self/fd"], pass_fds=strays, capture_output=True, text=True).stdout
+        assert {str(fd) for fd in strays} <= set(seen.split())
         pyrunc("create", "--bundle", str(bundle.path), cid, pass_fds=strays)
     finally:
         for fd in strays:
             os.close(fd)
     init = pyrunc.state(cid)["pid"]
-    # While it waits, the init's own fds above stdio are all close-on-exec except the
-    # caller's strays, which the final close_range marks just before execve.
-    for n in fd_numbers(init) - {0, 1, 2, *strays}:
+    # The waiting init is the sealed launcher: the caller's strays went at its execve (the
+    # interpreter marked them close-on-exec first), and what it holds above stdio (the
+    # exec.fifo) is close-on-exec.
+    assert not set(strays) & fd_numbers(init)
+    for n in fd_numbers(init) - {0, 1, 2}:
         flags = int(Path(f"/proc/{init}/fdinfo/{n}").read_text().split("flags:")[1].split()[0], 8)
         assert flags & O_CLOEXEC_OCTAL, (n, os.readlink(f"/proc/{init}/fd/{n}"))
-    assert set(strays) <= fd_numbers(init)  # the test really leaked them
     pyrunc("start", cid)
     pid = running_pid(pyrunc, cid)
     assert fd_numbers(pid) == {0, 1, 2}, [os.readlink(f"/proc/{pid}/fd/{n}") for n in fd_numbers(pid)]

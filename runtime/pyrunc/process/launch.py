@@ -41,6 +41,7 @@ _SEALS = 0x1 | 0x2 | 0x4 | 0x8  # F_SEAL_SEAL, SHRINK, GROW, WRITE
 _F_SEAL_EXEC = 0x20  # Linux >= 6.3: the mode (our execute-only bits) cannot change either
 _MFD_EXEC = 0x10  # Linux >= 6.3: say so, or vm.memfd_noexec=1 makes it non-executable
 _DAC = 1 << 1 | 1 << 2  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+_CLOSE_RANGE_CLOEXEC = 4
 _ERRNOS = 134  # the launcher's error texts, by errno: 1..133 (EHWPOISON)
 _PROGRAM = __file__.rsplit("/", 2)[0] + "/syscalls/pyrunc-launch"
 
@@ -88,12 +89,19 @@ def launch(launcher_fd: int, path: str, args: list[str], env: list[str], c: conf
            close_from: int, fifo_fd: int = -1, report_fd: int = -1) -> NoReturn:
     """Become the launcher, which execs ``path``; with ``fifo_fd``, once `start` wrote a byte
     to it. ``report_fd``: the channel to the caller (exec), which then reads our failure."""
+    prefixes = ("launcher: ", "exec.fifo: read: ", "process.apparmorProfile/selinuxLabel: write: ",
+                "linux.seccomp: seccomp: ", "process.capabilities: capset: ", f'exec: "{args[0]}": execve {path}: ')
+    labels = c.labels  # (apparmor, selinux) exec attribute: (fd or -1, text)
+    data = posix.memfd_create("pyrunc-launch-data", 0)  # the blob below; the launcher closes it
+    # Every fd of ours from close_from on goes at execve, those the launcher needs (it closes
+    # them) after its own. The syscalls here come before any filter: an older profile may
+    # allow neither close_range nor memfd_create.
+    sc.close_range(close_from, flags=_CLOSE_RANGE_CLOEXEC)
+    for fd in (fifo_fd, report_fd, labels[0][0], labels[1][0], data):
+        if fd >= 0:
+            posix.set_inheritable(fd, True)
     confine.install_early(c)
     bpf, flags, caps = confine.final_steps(c)
-    prefixes = ("launcher: ", "exec.fifo: read: ", "process.apparmorProfile/selinuxLabel: write: ",
-                "close_range: ", "linux.seccomp: seccomp: ", "process.capabilities: capset: ",
-                f'exec: "{args[0]}": execve {path}: ')
-    labels = c.labels  # (apparmor, selinux) exec attribute: (fd or -1, text)
     envp = [f"{name}={value}" for name, value in execute.env_dict(env).items()]
     strings = [path, *args, *envp, *prefixes, labels[0][1], labels[1][1], *map(_errtext, range(_ERRNOS))]
     try:
@@ -103,11 +111,7 @@ def launch(launcher_fd: int, path: str, args: list[str], env: list[str], c: conf
     caps = _carry_capabilities(caps, capmod.bounding_set(c.caps.last))
     head = pack("<IiiiiIIIIIII4Q", MAGIC, fifo_fd, report_fd, labels[0][0], labels[1][0], close_from,
                 flags, len(bpf or b""), len(args), len(envp), _ERRNOS, 0, *caps)
-    data = posix.memfd_create("pyrunc-launch-data", 0)  # inherited by the launcher, which closes it
     posix.write(data, head + (bpf or b"") + blob)
-    for fd in (fifo_fd, report_fd, labels[0][0], labels[1][0]):
-        if fd >= 0:
-            posix.set_inheritable(fd, True)
     # Python ignores these two, and an ignored signal stays ignored through execve.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     signal.signal(signal.SIGXFSZ, signal.SIG_DFL)

@@ -9,8 +9,9 @@
 
    Static, without libc: raw system calls only. Everything it needs comes in one blob
    (fd in argv[1], format below, written by launch.py):
-     fds >= close_from close on exec -> exec labels -> the capability sets -> [wait for
-     `start`'s byte on the fifo] -> the seccomp filter -> execve.
+     exec labels -> the capability sets -> [wait for `start`'s byte on the fifo] -> the
+     seccomp filter -> execve. launch.py has marked our other fds close-on-exec; those we
+     were given (blob, fifo, labels) we close, the channel closes at execve.
    A failure goes to report_fd as the channel's "error" message when there is one (exec),
    else to stderr as "pyrunc: <message>"; then exit 1. */
 #include <stddef.h>
@@ -19,15 +20,15 @@
 #include "rawsys.h"
 
 #define LAUNCH_MAGIC 0x314c5250u /* "PRL1" */
-#define NPREFIX 7
-enum { STEP_BLOB, STEP_WAIT, STEP_LABEL, STEP_CLOSE, STEP_SECCOMP, STEP_CAPS, STEP_EXEC };
+#define NPREFIX 6
+enum { STEP_BLOB, STEP_WAIT, STEP_LABEL, STEP_SECCOMP, STEP_CAPS, STEP_EXEC };
 
 struct head {
     uint32_t magic;
     int32_t fifo_fd;      /* >= 0: wait for a byte on it first */
     int32_t report_fd;    /* >= 0: failures go there as a JSON "error" message */
     int32_t label_fd[2];  /* >= 0: the exec attribute to write label[i] to, opened by launch.py */
-    uint32_t close_from;  /* our fds from here on close at execve */
+    uint32_t close_from;  /* unused: launch.py marked our fds close-on-exec before any filter */
     uint32_t seccomp_flags;
     uint32_t bpf_len;     /* bytes of BPF after the head; 0: no filter (or one in place already) */
     uint32_t nargv, nenv, nerr;
@@ -214,12 +215,13 @@ __attribute__((used, noreturn)) void launcher_main(long *sp)
     }
     load(&l, (int)r);
     h = l.h;
-    /* Our fds from close_from on (the fifo, the channel, the labels' among them) go at execve. */
-    r = raw(__NR_close_range, h->close_from, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
-    if (r < 0)
-        fail(&l, STEP_CLOSE, r);
-    if (h->report_fd >= 0)  /* the caller reads EOF when our execve succeeds */
-        raw(__NR_fcntl, h->report_fd, 2 /* F_SETFD */, 1 /* FD_CLOEXEC */);
+    /* What we were given goes at execve, if we do not close it first: the channel, whose
+       caller reads EOF when our execve succeeds, the fifo while we wait, the labels. */
+    for (i = 0; i < 4; i++) {
+        int fd = i == 0 ? h->report_fd : i == 1 ? h->fifo_fd : h->label_fd[i - 2];
+        if (fd >= 0)
+            raw(__NR_fcntl, fd, 2 /* F_SETFD */, 1 /* FD_CLOEXEC */);
+    }
     for (i = 0; i < 2; i++) {  /* they apply at the next execve: the program's */
         if (h->label_fd[i] < 0)
             continue;
