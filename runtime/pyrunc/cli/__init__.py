@@ -43,6 +43,7 @@ class Globals:
         self.systemd_cgroup: bool = opts["systemd_cgroup"]
         self.rootless: str = opts["rootless"]
         self.debug: bool = opts["debug"]
+        self.criu: str | None = opts["criu"]  # runc's --criu PATH
 
     @property
     def root(self) -> str:
