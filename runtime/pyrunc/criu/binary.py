@@ -64,3 +64,14 @@ def usable(explicit: str | None = None) -> tuple[str, str]:
     if done.returncode != 0:
         raise CriuError(f"criu {path} check failed: {last_line(done.stdout + done.stderr)}")
     return path, shown
+
+
+def failure(action: str, done: subprocess.CompletedProcess, log_path: str) -> CriuError:
+    """One line: criu's first error from its log (its output if there is no log), and the log."""
+    try:
+        with open(log_path, errors="replace") as f:
+            errors = [ln.split(": ", 1)[-1].strip() for ln in f if "Error (" in ln and "RLIMIT_NOFILE" not in ln]
+    except OSError:
+        errors = []
+    why = errors[0] if errors else last_line(done.stdout + done.stderr)
+    return CriuError(f"criu {action} failed (exit {done.returncode}): {why} (log: {log_path})")

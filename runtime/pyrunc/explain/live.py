@@ -34,7 +34,7 @@ def explain_container(g, cid: str, opts: dict) -> tuple[Report, str]:
     try:
         status = c.status()
         data, pid = c.data, c.pid if status in ("created", "running", "paused") else 0
-        saved = fs.join(c.dir, "config.json")  # what create was given (lifecycle._save_config)
+        saved = fs.join(c.dir, "config.json")  # what create was given (lifecycle.save_config)
         if opts.get("bundle") or not fs.exists(saved):
             config, bundle = load_config(opts.get("bundle") or data["bundle"])
         else:

@@ -1,0 +1,76 @@
+"""checkpoint: criu dumps the container's process tree into an image directory. Without
+--leave-running (or --pre-dump) the container is then gone, as with runc: its processes
+were killed by criu, and `delete` removes its cgroup and state."""
+from __future__ import annotations
+
+import posix
+
+from pyrunc import crash, fs, lifecycle
+from pyrunc import state as st
+from pyrunc.criu import options, stdio
+from pyrunc.criu.run import DUMP_TIMEOUT, criu, image_dir, work_dir
+from pyrunc.errors import PyruncError, UsageError
+
+
+def plan_of(c: st.Container):
+    """The Plan of the config the container was created from (its bind mounts, namespaces)."""
+    from pyrunc import jsonio
+    from pyrunc.spec.plan import build
+
+    with open(fs.join(c.dir, "config.json"), "rb") as f:
+        config = jsonio.loads(f.read())
+    return build(config, c.data["bundle"], c.id)
+
+
+def dump_argv(c: st.Container, plan, opts: dict, images: str) -> tuple[list[str], tuple[int, ...]]:
+    """criu's arguments for this container (but the action and logging), and the fds it needs."""
+    argv = ["--tree", str(c.pid), "--images-dir", images, "--root", plan.rootfs, *options.common(plan, opts)]
+    for point, _src in options.bind_mounts(plan):
+        argv += ["--external", f"mnt[{point}]:{point}"]
+    if options.has_terminal(plan):
+        argv += ["--external", f"mnt[{options.CONSOLE}]:{options.CONSOLE}"]
+    if (netns := options.external_netns(plan)) is not None:
+        argv += ["--external", f"net[{_inode(netns)}]:{options.EXT_NETNS}"]
+    if opts["parent_path"]:
+        parent = opts["parent_path"]
+        absolute = parent if parent.startswith("/") else fs.join(images, parent)
+        if not fs.exists(fs.join(absolute, "inventory.img")):
+            raise PyruncError(f"--parent-path {absolute}: not a checkpoint image (no inventory.img)")
+        argv += ["--prev-images-dir", fs.relpath(absolute, images), "--track-mem"]
+    if opts["pre_dump"]:
+        argv.append("--track-mem")  # a pre-dump leaves the container running anyway
+    elif opts["leave_running"]:
+        argv.append("--leave-running")
+    if opts["page_server"]:
+        addr, _, port = opts["page_server"].rpartition(":")
+        if not addr or not port.isdigit():
+            raise UsageError(f"--page-server {opts['page_server']!r}: use ADDRESS:PORT")
+        argv += ["--page-server", "--address", addr, "--port", port]
+    fds: tuple[int, ...] = ()
+    if opts["status_fd"] is not None and opts["status_fd"] >= 0:
+        argv += ["--status-fd", str(opts["status_fd"])]
+        fds = (opts["status_fd"],)
+    return argv, fds
+
+
+def _inode(path: str) -> int:
+    try:
+        return posix.stat(path).st_ino
+    except OSError as exc:
+        raise PyruncError(f"linux.namespaces network path {path}: {exc.strerror}") from None
+
+
+def checkpoint(c: st.Container, opts: dict, criu_path: str) -> None:
+    lifecycle.require(c, "checkpoint")
+    crash.point("checkpoint", "loaded")
+    plan = plan_of(c)
+    images = image_dir(opts["image_path"], create=True)
+    work = work_dir(opts["work_path"], images)
+    argv, fds = dump_argv(c, plan, opts, images)
+    if not opts["pre_dump"]:
+        argv += stdio.record(c.pid, images)
+    crash.point("checkpoint", "dumping")
+    criu(criu_path, "pre-dump" if opts["pre_dump"] else "dump", argv, work, timeout=DUMP_TIMEOUT, pass_fds=fds)
+    crash.point("checkpoint", "dumped")
+    if not (opts["pre_dump"] or opts["leave_running"]):
+        lifecycle.delete(c, force=True)

@@ -1,0 +1,79 @@
+"""What criu is told about a container, the same on dump and on restore so that the two
+meet: its bind mounts (external: their sources are the host's), a network namespace it
+joined by path, its criu configuration file, and the flags runc passes on.
+"""
+from __future__ import annotations
+
+import posix
+
+from pyrunc import fs
+from pyrunc.errors import UsageError
+
+CONFIG_ANNOTATION = "org.criu.config"   # a criu configuration file for this container
+EXT_NETNS = "extRootNetNS"              # criu's key for a network namespace it did not make
+# process.terminal: /dev/console is the pty slave bound in, its master outside the container;
+# on restore the new terminal's slave is bound there instead
+CONSOLE = "/dev/console"
+# runc's flag -> criu's, for the plain switches both commands share
+SWITCHES = {"tcp_established": "--tcp-established", "ext_unix_sk": "--ext-unix-sk",
+            "shell_job": "--shell-job", "file_locks": "--file-locks", "auto_dedup": "--auto-dedup",
+            "lazy_pages": "--lazy-pages"}
+CGROUP_MODES = ("soft", "full", "strict", "ignore")
+EMPTY_NS = {"network": "net"}
+
+
+def bind_mounts(plan) -> list[tuple[str, str]]:
+    """(mount point inside the container, host source) of each bind mount: where the
+    destination leads inside the rootfs (a symlink is followed, as create does)."""
+    from pyrunc.linux.paths import resolve_in_root
+
+    out = []
+    rootfd = posix.open(plan.rootfs, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
+    try:
+        for op in plan.mounts:
+            if op.is_bind:
+                out.append((resolve_in_root(rootfd, op.destination), op.source))
+    finally:
+        posix.close(rootfd)
+    return out
+
+
+def has_terminal(plan) -> bool:
+    return bool(plan.config.get("process", {}).get("terminal"))
+
+
+def external_netns(plan) -> str | None:
+    """The path of a network namespace the container joined, not one it made."""
+    for ns in plan.config.get("linux", {}).get("namespaces") or []:
+        if ns["type"] == "network" and ns.get("path"):
+            return ns["path"]
+    return None
+
+
+def common(plan, opts: dict) -> list[str]:
+    """Flags for dump and restore alike: the passed-through switches, the cgroup mode,
+    empty namespaces, and the container's criu configuration file."""
+    argv = [flag for name, flag in SWITCHES.items() if opts.get(name)]
+    mode = opts.get("manage_cgroups_mode") or "soft"
+    if mode not in CGROUP_MODES:
+        raise UsageError(f"--manage-cgroups-mode {mode!r}: use one of {', '.join(CGROUP_MODES)}")
+    argv.append(f"--manage-cgroups={mode}")
+    for ns in opts.get("empty_ns") or []:
+        if ns not in EMPTY_NS:
+            raise UsageError(f"--empty-ns {ns!r}: only network is supported")
+        argv += ["--empty-ns", EMPTY_NS[ns]]
+    conf = (plan.config.get("annotations") or {}).get(CONFIG_ANNOTATION)
+    if conf:
+        if not fs.exists(conf):
+            raise UsageError(f"annotations[{CONFIG_ANNOTATION!r}] {conf}: no such file")
+        argv += ["--config", conf]
+    return argv
+
+
+def described(plan, opts: dict) -> list[tuple[str, str]]:
+    """(what, criu flag) for `explain`: everything criu is told about this container."""
+    out = [(f"bind mount {point} from {src}", f"--external mnt[{point}]:{src}") for point, src in bind_mounts(plan)]
+    if (path := external_netns(plan)) is not None:
+        out.append((f"network namespace {path}", f"--external net[<inode of {path}>]:{EXT_NETNS}"))
+    out += [("option", flag) for flag in common(plan, opts)]
+    return out

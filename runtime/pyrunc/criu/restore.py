@@ -1,0 +1,116 @@
+"""restore: a container made from a bundle and a checkpoint image. Its state and cgroup
+are made as create makes them (lifecycle.first_state, the same Undo and crash points);
+then criu, placed in that cgroup and in a private mount namespace where the rootfs is a
+mount point of its own, restores the process tree. The restored init is the container's
+init: its pid and start time go into state.json, and state, kill and delete work on it.
+"""
+from __future__ import annotations
+
+import posix
+
+from pyrunc import crash, fs, lifecycle
+from pyrunc import state as st
+from pyrunc.criu import options, stdio
+from pyrunc.criu.run import RESTORE_TIMEOUT, criu, image_dir, work_dir
+from pyrunc.errors import PyruncError, context
+from pyrunc.undo import Undo
+
+PID_FILE = "restored.pid"  # criu writes the restored init's pid here, in the work directory
+
+
+def _private_root(rootfs: str, cg) -> None:
+    """In criu's process before exec: into the container's cgroups (criu restores the tree
+    below them), then a mount namespace of its own where the rootfs is bound onto itself
+    (criu wants a mount point), so that nothing is left mounted on the host."""
+    from pyrunc.syscalls import calls as sc
+
+    cg.apply(posix.getpid())
+    sc.unshare(sc.CLONE_NEWNS)
+    sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+    sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
+
+
+def _cgroup_roots(cg) -> list[str]:
+    """Each hierarchy's tree goes below the container's directory (the image's paths are
+    relative to the dumped container's own), whatever the new id or cgroupsPath is."""
+    out = []
+    for key, d in cg.dirs.items():
+        if key in cg.mounts:
+            rel = fs.relpath(d, cg.mounts[key])
+            prefix = f"{key}:" if key else ""  # cgroup2 has no controller name: the default root
+            out += ["--cgroup-root", f"{prefix}/{'' if rel == '.' else rel}"]
+    return out
+
+
+def restore_argv(plan, opts: dict, images: str, stdio_fds: tuple[int, int, int]) -> tuple[list[str], list[int]]:
+    """criu's arguments (but the action, logging, cgroup and pid file), and fds to pass on."""
+    argv = ["--images-dir", images, "--root", plan.rootfs, "--restore-detached", "--restore-sibling",
+            *options.common(plan, opts)]
+    for point, src in options.bind_mounts(plan):
+        argv += ["--external", f"mnt[{point}]:{src}"]
+    fds: list[int] = []
+    if (netns := options.external_netns(plan)) is not None:
+        try:
+            fd = posix.open(netns, posix.O_RDONLY | posix.O_CLOEXEC)
+        except OSError as exc:
+            raise PyruncError(f"linux.namespaces network path {netns}: {exc.strerror}") from None
+        fds.append(fd)
+        argv += ["--inherit-fd", f"fd[{fd}]:{options.EXT_NETNS}"]
+    if opts["lsm_profile"]:
+        argv += ["--lsm-profile", opts["lsm_profile"]]
+    if opts["lsm_mount_context"]:
+        argv += ["--lsm-mount-context", opts["lsm_mount_context"]]
+    if opts["no_pivot"]:
+        from pyrunc import log
+        log.warn("--no-pivot: criu rebuilds the restored mount namespace with pivot_root all the same")
+    more, inherited = stdio.inherit(images, stdio_fds)
+    return argv + more, fds + inherited
+
+
+def restore(root: str, plan, opts: dict, criu_path: str, *, stdio_fds: tuple[int, int, int] | None = None,
+            systemd_cgroup: bool = False, rootless: bool = False) -> st.Container:
+    """Restore the image into a new container ``plan.id``; return its (locked) state.
+    ``stdio_fds``: criu's fds 0-2 (a new terminal's slave), else ours."""
+    images = image_dir(opts["image_path"], create=False)
+    work = work_dir(opts["work_path"], images)
+    if opts["pid_file"]:
+        lifecycle.check_pid_file_dir(opts["pid_file"])
+    cg = lifecycle.cgroup_for(plan, systemd_cgroup=systemd_cgroup, rootless=rootless)
+    data = lifecycle.first_state(plan, cg)
+    io = stdio_fds or (0, 1, 2)
+    with Undo() as undo:
+        argv, fds = restore_argv(plan, opts, images, io)
+        for fd in fds:
+            undo.callback(posix.close, fd)
+        if stdio_fds is not None and options.has_terminal(plan):
+            argv += ["--external", f"mnt[{options.CONSOLE}]:{posix.ttyname(stdio_fds[0])}"]
+        c = st.create_dir(root, plan.id, data)
+        undo.callback(c.remove)
+        crash.point("restore", "state-dir")
+        lifecycle.save_config(c, plan.config)
+        with context("linux.cgroupsPath"):
+            cg.create()
+        undo.callback(cg.destroy)  # kills whatever criu put in it, too
+        crash.point("restore", "cgroup")
+        cg.set_resources(plan.config.get("linux", {}).get("resources") or {})
+        pid_path = fs.join(work, PID_FILE)
+        if fs.exists(pid_path):
+            posix.unlink(pid_path)
+        argv += ["--pidfile", pid_path, *_cgroup_roots(cg)]
+        crash.point("restore", "restoring")
+        criu(criu_path, "restore", argv, work, timeout=RESTORE_TIMEOUT, pass_fds=tuple(fds),
+             prepare=lambda: _private_root(plan.rootfs, cg), stdio=io)
+        with open(pid_path) as f:
+            pid = int(f.read().strip())
+        data["pid"], data["pid_start"] = pid, st.pid_start_time(pid)
+        if data["pid_start"] is None:
+            raise PyruncError(f"the restored init {pid} exited at once")
+        data["restored"] = images
+        c.save()
+        crash.point("restore", "state-written")
+        if opts["pid_file"]:
+            lifecycle.write_pid_file(opts["pid_file"], pid)
+        undo.pop_all()
+    for fd in fds:
+        posix.close(fd)
+    return c

@@ -1,0 +1,190 @@
+"""checkpoint and restore (issue 28): a busybox counter appending to a bind-mounted file is
+checkpointed (it stops, the container is gone), restored (the same program goes on counting
+from where it was), and the restored container is one like any other: state, kill, delete.
+Its stdio survives the trip: /dev/null, pipes, a terminal. Checked from the host."""
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from criuhelp import continued, counter_bundle, counts, need_criu, stopped, wait_count
+from helpers import wait_for
+from test_terminal import ConsoleReceiver
+
+pytestmark = pytest.mark.usefixtures("criu")
+
+
+@pytest.fixture(scope="module")
+def criu() -> None:
+    need_criu()
+
+
+def cgroup_of(pid: int) -> str:
+    return Path(f"/proc/{pid}/cgroup").read_text()
+
+
+def restored(pyrunc, cid: str) -> int:
+    """The restored container, seen from the host: running, its init alive in its cgroup."""
+    st = pyrunc.state(cid)
+    assert st["status"] == "running"
+    assert all(line.endswith(f"/{cid}") for line in cgroup_of(st["pid"]).splitlines()), cgroup_of(st["pid"])
+    return st["pid"]
+
+
+def detached(pyrunc, *args: str, stdin: int = subprocess.DEVNULL, stdout: int = subprocess.DEVNULL) -> None:
+    """pyrunc run -d / restore -d whose stdio (the container's) is what the test gives,
+    stderr /dev/null: the container would hold an error pipe or file open."""
+    proc = subprocess.run(pyrunc.cmd(*args), stdin=stdin, stdout=stdout, stderr=subprocess.DEVNULL,
+                          start_new_session=True, timeout=60)
+    if proc.returncode != 0:  # again, to see why
+        err = pyrunc(*args, check=False).stderr
+        pytest.fail(f"pyrunc {' '.join(args)} exited {proc.returncode}: {err}")
+
+
+def dying(pid: int) -> bool:
+    """Gone, a zombie, or exiting (a process that closes a pty nobody reads sleeps a while
+    in its exit, PF_EXITING set)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except FileNotFoundError:
+        return True
+    fields = raw[raw.rindex(b")") + 2:].split()
+    return fields[0] in (b"Z", b"X") or bool(int(fields[6]) & 0x4)
+
+
+def finish(pyrunc, cid: str) -> None:
+    """kill and delete work on the restored init."""
+    pid = pyrunc.state(cid)["pid"]
+    pyrunc("kill", cid, "KILL")
+    wait_for(lambda: pyrunc.state(cid)["status"] == "stopped", what="the restored init to die")
+    assert dying(pid)
+    pyrunc("delete", cid)
+
+
+def test_devnull_round_trip(pyrunc, bundle, cid, tmp_path):
+    data = tmp_path / "data"
+    counter_bundle(bundle, data)
+    pyrunc.ids.add(cid)
+    detached(pyrunc, "run", "-d", "-b", str(bundle.path), cid)
+    wait_count(data, 3)
+    images = tmp_path / "images"
+    pyrunc("checkpoint", "--image-path", str(images), cid)
+    assert pyrunc.list_ids() == [], "the checkpointed container is gone, as with runc"
+    last = stopped(data)[-1]
+    assert json.loads((images / "descriptors.json").read_text()) == ["/dev/null"] * 3
+    detached(pyrunc, "restore", "-d", "-b", str(bundle.path), "--image-path", str(images), cid)
+    pid = restored(pyrunc, cid)
+    assert [os.readlink(f"/proc/{pid}/fd/{n}") for n in range(3)] == ["/dev/null"] * 3
+    continued(data, last)
+    finish(pyrunc, cid)
+
+
+def _read_numbers(fd: int, want: int, timeout: float = 20) -> list[int]:
+    buf, end = b"", time.monotonic() + timeout
+    while time.monotonic() < end and len(buf.split()) < want:
+        if select.select([fd], [], [], 0.5)[0]:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            buf += chunk
+    return [int(x) for x in buf.replace(b"\r", b"").split()]
+
+
+def test_pipes_round_trip(pyrunc, bundle, cid, tmp_path):
+    """The restored program writes to the pipe the restoring caller gave it, not to the old one."""
+    data = tmp_path / "data"
+    counter_bundle(bundle, data)
+    r1, w1 = os.pipe()
+    pyrunc.ids.add(cid)
+    detached(pyrunc, "run", "-d", "-b", str(bundle.path), cid, stdout=w1)
+    os.close(w1)
+    first = _read_numbers(r1, 3)
+    images = tmp_path / "images"
+    pyrunc("checkpoint", "--image-path", str(images), cid)
+    last = stopped(data)[-1]
+    desc = json.loads((images / "descriptors.json").read_text())
+    assert desc[0] == "/dev/null" and desc[1].startswith("pipe:[")
+    os.set_blocking(r1, False)
+    while True:  # the old pipe: what was written before the dump, then EOF (no writer left)
+        try:
+            if not os.read(r1, 4096):
+                break
+        except BlockingIOError:
+            pytest.fail("the old pipe still has a writer after checkpoint")
+    os.close(r1)
+    r2, w2 = os.pipe()
+    detached(pyrunc, "restore", "-d", "-b", str(bundle.path), "--image-path", str(images), cid, stdout=w2)
+    os.close(w2)
+    pid = restored(pyrunc, cid)
+    assert os.readlink(f"/proc/{pid}/fd/1") == f"pipe:[{os.fstat(r2).st_ino}]"
+    after = _read_numbers(r2, 5)
+    assert first[0] == 1 and after[0] > last and after == list(range(after[0], after[0] + len(after)))
+    continued(data, last)
+    finish(pyrunc, cid)
+    os.close(r2)
+
+
+def test_terminal_round_trip(pyrunc, bundle, cid, tmp_path):
+    """process.terminal with --shell-job: restore sends a new pty master to --console-socket
+    and the restored program writes to its slave."""
+    data = tmp_path / "data"
+    counter_bundle(bundle, data)
+    bundle.config["process"]["terminal"] = True
+    bundle.write()
+    first = ConsoleReceiver(str(tmp_path / "c1.sock"))
+    pyrunc("run", "-d", "--console-socket", first.path, "-b", str(bundle.path), cid)
+    _read_numbers(first.master(), 3)
+    images = tmp_path / "images"
+    pyrunc("checkpoint", "--shell-job", "--image-path", str(images), cid)
+    last = stopped(data)[-1]
+    first.close()
+    second = ConsoleReceiver(str(tmp_path / "c2.sock"))
+    pyrunc("restore", "-d", "--shell-job", "--console-socket", second.path, "-b", str(bundle.path),
+           "--image-path", str(images), cid)
+    pid = restored(pyrunc, cid)
+    master = second.master()
+    slave = os.readlink(f"/proc/{pid}/fd/1")
+    assert slave.startswith("/dev/pts/") and second.msg.decode() == slave
+    after = _read_numbers(master, 5)
+    assert after[0] > last and after == list(range(after[0], after[0] + len(after)))
+    continued(data, last)
+    finish(pyrunc, cid)
+    second.close()
+
+
+def test_leave_running(pyrunc, bundle, cid, tmp_path):
+    """--leave-running: the image is made and the container counts on, untouched."""
+    data = tmp_path / "data"
+    counter_bundle(bundle, data)
+    pyrunc("run", "-d", "-b", str(bundle.path), cid)
+    wait_count(data, 3)
+    pid = pyrunc.state(cid)["pid"]
+    pyrunc("checkpoint", "--leave-running", "--image-path", str(tmp_path / "images"), cid)
+    assert pyrunc.state(cid)["pid"] == pid and pyrunc.state(cid)["status"] == "running"
+    n = len(counts(data))
+    wait_count(data, n + 3)
+    assert (tmp_path / "images" / "inventory.img").exists()
+    finish(pyrunc, cid)
+
+
+def test_foreground_restore_relays_the_exit_status(pyrunc, bundle, cid, tmp_path):
+    """restore without -d waits for the restored init and exits with its status, then deletes it."""
+    data = tmp_path / "data"
+    counter_bundle(bundle, data, "i=0; while [ $i -lt 25 ]; do i=$((i+1)); echo $i >> /data/count; sleep 0.1; done;"
+                                 " exit 7")
+    pyrunc.ids.add(cid)
+    detached(pyrunc, "run", "-d", "-b", str(bundle.path), cid)
+    wait_count(data, 3)
+    pyrunc("checkpoint", "--image-path", str(tmp_path / "images"), cid)
+    last = stopped(data)[-1]
+    proc = pyrunc("restore", "-b", str(bundle.path), "--image-path", str(tmp_path / "images"), cid,
+                  check=False, timeout=60)
+    assert proc.returncode == 7, proc.stderr
+    assert counts(data) == list(range(1, 26)) and last < 25
+    assert pyrunc.list_ids() == []
