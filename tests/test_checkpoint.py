@@ -188,3 +188,73 @@ def test_foreground_restore_relays_the_exit_status(pyrunc, bundle, cid, tmp_path
     assert proc.returncode == 7, proc.stderr
     assert counts(data) == list(range(1, 26)) and last < 25
     assert pyrunc.list_ids() == []
+
+
+# ---- failures: one line, nothing changed or left -------------------------------------------------
+
+def one_line(proc, *needles: str) -> None:
+    assert proc.returncode != 0
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    for needle in needles:
+        assert needle in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("criu_path, why", [("/nonexistent/criu", "not an executable file"),
+                                            ("/bin/false", "--version printed no version")])
+def test_checkpoint_without_a_usable_criu_changes_nothing(pyrunc, bundle, cid, tmp_path, criu_path, why):
+    bundle.args("sleep", "1000")
+    pyrunc("run", "-d", "-b", str(bundle.path), cid)
+    before = pyrunc.state(cid)
+    images = tmp_path / "images"
+    one_line(pyrunc("--criu", criu_path, "checkpoint", "--image-path", str(images), cid, check=False),
+             f"checkpoint {cid}: criu", why)
+    assert pyrunc.state(cid) == before and not images.exists()
+    one_line(pyrunc("--criu", criu_path, "restore", "-b", str(bundle.path), "--image-path", str(images), "r" + cid,
+                    check=False), "criu", why)
+    assert pyrunc.list_ids() == [cid]
+
+
+def test_criu_failing_its_check_is_named(pyrunc, bundle, cid, tmp_path):
+    """A criu older than 4 (Debian 12's 3.17.1 fails `criu check` on this kernel) is refused."""
+    old = Path("/usr/sbin/criu")
+    if not old.exists() or b"Version: 3." not in subprocess.run([old, "--version"], capture_output=True).stdout:
+        pytest.skip("no criu 3.x at /usr/sbin/criu")
+    bundle.args("sleep", "1000")
+    pyrunc("run", "-d", "-b", str(bundle.path), cid)
+    one_line(pyrunc("--criu", str(old), "checkpoint", "--image-path", str(tmp_path / "i"), cid, check=False),
+             f"criu {old}: version 3.", "older than 4.0")
+    assert pyrunc.state(cid)["status"] == "running"
+
+
+@pytest.fixture
+def image(pyrunc, bundle, cid, tmp_path) -> Path:
+    """A checkpoint of a counter, its container gone."""
+    counter_bundle(bundle, tmp_path / "data")
+    pyrunc.ids.add(cid)
+    detached(pyrunc, "run", "-d", "-b", str(bundle.path), cid)
+    wait_count(tmp_path / "data", 2)
+    pyrunc("checkpoint", "--image-path", str(tmp_path / "images"), cid)
+    return tmp_path / "images"
+
+
+def test_restore_failures_leave_nothing(pyrunc, bundle, cid, tmp_path, image):
+    """An existing id, a missing image directory, one that is not an image, a corrupt image:
+    one line naming the path; no state, cgroup, process or mount left (the fixture checks)."""
+    other = "o" + cid
+    pyrunc.ids.add(other)
+    pyrunc("run", "-d", "-b", str(bundle.path), other)
+    one_line(pyrunc("restore", "-d", "-b", str(bundle.path), "--image-path", str(image), other, check=False),
+             f"container {other!r} already exists ({pyrunc.root / other})")
+    assert pyrunc.state(other)["status"] == "running"
+    pyrunc("delete", "-f", other)
+    args = ("restore", "-d", "-b", str(bundle.path), "--image-path")
+    one_line(pyrunc(*args, str(tmp_path / "nothing"), cid, check=False),
+             f"--image-path {tmp_path / 'nothing'}: no such directory")
+    (tmp_path / "empty").mkdir()
+    one_line(pyrunc(*args, str(tmp_path / "empty"), cid, check=False),
+             f"--image-path {tmp_path / 'empty'}: not a checkpoint image (no inventory.img)")
+    core = next(image.glob("core-*.img"))
+    core.write_bytes(b"\0garbage" * 16)
+    one_line(pyrunc(*args, str(image), cid, check=False), f"restore {cid}: criu restore failed",
+             f"(log: {image}/restore.log)")
+    assert pyrunc.list_ids() == []

@@ -1,4 +1,4 @@
-"""Crash points: the named steps of create, start, exec and delete at which a test makes
+"""Crash points: the named steps of create, start, exec, delete, checkpoint and restore at which a test makes
 the runtime die, to show that `delete -f` cleans up after a runtime killed at any step.
 
 For tests only: PYRUNC_CRASH_AT=OP:STEP SIGKILLs the runtime when it reaches STEP of
@@ -41,6 +41,14 @@ STEPS: dict[str, tuple[str, ...]] = {
              "exec-done",        # the child called execve
              "pid-file"),
     "delete": ("loaded", "init-killed", "cgroup-removed", "files-removed"),
+    "checkpoint": ("loaded",     # the container's state read
+                   "dumping",    # descriptors.json written, criu about to run
+                   "dumped"),    # criu done (the container's processes gone), state not yet removed
+    "restore": ("state-dir",     # state.json says "creating": creator, planned cgroup
+                "cgroup",        # cgroup directories made
+                "restoring",     # criu about to run
+                "restored",      # criu done: the tree runs in the cgroup, its pid not yet in the state
+                "state-written"),  # state.json complete: pid and its start time
 }
 EXIT_STATUS = 86
 _AT = fs.getenv("PYRUNC_CRASH_AT")

@@ -2,11 +2,11 @@
 In the foreground it waits for the restored init, as `run` does; with -d it returns."""
 from __future__ import annotations
 
-from pyrunc import lifecycle
+from pyrunc import fs, lifecycle
 from pyrunc import state as st
 from pyrunc.cli.args import STR, Flag, one_id, parse
 from pyrunc.cli.checkpoint import SHARED
-from pyrunc.errors import context
+from pyrunc.errors import PyruncError, context
 from pyrunc.process.children import block_signals, wait
 
 FLAGS = SHARED + [Flag("--bundle,-b", STR, "."), Flag("--console-socket", STR), Flag("--detach,-d"),
@@ -25,6 +25,8 @@ def main(cmd: str, g, argv: list[str]) -> int:
     st.check_id(cid)
     with context(f"{cmd} {cid}"):
         criu_path, _ = usable(g.criu)  # before anything is made
+        if fs.exists(fs.join(g.root, cid)):  # before a console socket is connected to
+            raise PyruncError(f"container {cid!r} already exists ({fs.join(g.root, cid)})")
         config, bundle = load_config(opts["bundle"])
         plan, rootless = lifecycle.prepare(config, bundle, cid, g.rootless, no_pivot=opts["no_pivot"])
         console, slave = _terminal(config, opts)

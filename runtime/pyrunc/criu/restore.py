@@ -100,6 +100,7 @@ def restore(root: str, plan, opts: dict, criu_path: str, *, stdio_fds: tuple[int
         crash.point("restore", "restoring")
         criu(criu_path, "restore", argv, work, timeout=RESTORE_TIMEOUT, pass_fds=tuple(fds),
              prepare=lambda: _private_root(plan.rootfs, cg), stdio=io)
+        crash.point("restore", "restored")
         with open(pid_path) as f:
             pid = int(f.read().strip())
         data["pid"], data["pid_start"] = pid, st.pid_start_time(pid)
