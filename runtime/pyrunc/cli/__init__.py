@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if gopts["help"] or cmd == "help" else 1
         if cmd not in COMMANDS:
             raise UsageError(f"unknown command {cmd!r} (see pyrunc --help)")
+        if rest[:1] in (["--help"], ["-h"]):  # podman probes `RUNTIME checkpoint --help` for support
+            sys.stdout.write(f"pyrunc {cmd}: {COMMANDS[cmd][1]} (flags as runc's)\n")
+            return 0
         name = f"pyrunc.cli.{COMMANDS[cmd][0]}"
         __import__(name)  # importlib would add ~0.5 ms (it imports warnings)
         module = sys.modules[name]

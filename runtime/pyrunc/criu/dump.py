@@ -25,7 +25,8 @@ def plan_of(c: st.Container):
 def dump_argv(c: st.Container, plan, opts: dict, images: str) -> tuple[list[str], tuple[int, ...]]:
     """criu's arguments for this container (but the action and logging), and the fds it needs."""
     argv = ["--tree", str(c.pid), "--images-dir", images, "--root", plan.rootfs, *options.common(plan, opts)]
-    for point, _src in options.bind_mounts(plan):
+    cgroup_binds = options.cgroup_binds(plan, c.cgroup()) if c.data.get("cgroup") else []
+    for point, _src in options.bind_mounts(plan) + cgroup_binds:
         argv += ["--external", f"mnt[{point}]:{point}"]
     if options.has_terminal(plan):
         argv += ["--external", f"mnt[{options.CONSOLE}]:{options.CONSOLE}"]

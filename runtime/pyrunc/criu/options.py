@@ -5,9 +5,10 @@ joined by path, its criu configuration file, and the flags runc passes on.
 from __future__ import annotations
 
 import posix
+import stat
 
 from pyrunc import fs
-from pyrunc.errors import UsageError
+from pyrunc.errors import UsageError, context
 
 CONFIG_ANNOTATION = "org.criu.config"   # a criu configuration file for this container
 EXT_NETNS = "extRootNetNS"              # criu's key for a network namespace it did not make
@@ -22,19 +23,43 @@ CGROUP_MODES = ("soft", "full", "strict", "ignore")
 EMPTY_NS = {"network": "net"}
 
 
-def bind_mounts(plan) -> list[tuple[str, str]]:
+def bind_mounts(plan, make: bool = False) -> list[tuple[str, str]]:
     """(mount point inside the container, host source) of each bind mount: where the
-    destination leads inside the rootfs (a symlink is followed, as create does)."""
-    from pyrunc.linux.paths import resolve_in_root
+    destination leads inside the rootfs (a symlink is followed, as create does). ``make``:
+    restore makes missing mount points first, as create does (criu only mounts on them)."""
+    from pyrunc.linux import paths
 
     out = []
     rootfd = posix.open(plan.rootfs, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
     try:
         for op in plan.mounts:
-            if op.is_bind:
-                out.append((resolve_in_root(rootfd, op.destination), op.source))
+            if not op.is_bind:
+                continue
+            if make:
+                with context(op.label()):
+                    is_dir = stat.S_ISDIR(posix.stat(op.source).st_mode)
+                    posix.close(paths.make_path(rootfd, op.destination, is_dir)[0])
+            out.append((paths.resolve_in_root(rootfd, op.destination), op.source))
     finally:
         posix.close(rootfd)
+    return out
+
+
+def cgroup_binds(plan, cg) -> list[tuple[str, str]]:
+    """(mount point inside the container, host directory) of the cgroup directories a
+    "cgroup" mount binds in when the container has no cgroup namespace of its own: criu
+    cannot restore a bind of part of a cgroup hierarchy, so they are external, and on
+    restore the new container's directories (``cg``) are bound there instead."""
+    from pyrunc.linux import cgroupfs
+
+    if plan.has_ns("cgroup"):
+        return []
+    out = []
+    for op in plan.mounts:
+        if op.fstype == "cgroup":
+            for step in cgroupfs.steps(op, cg.dirs, cg.mounts, False):
+                if step.kind == "bind":
+                    out.append((step.target or op.destination, step.source))
     return out
 
 
@@ -70,9 +95,12 @@ def common(plan, opts: dict) -> list[str]:
     return argv
 
 
-def described(plan, opts: dict) -> list[tuple[str, str]]:
+def described(plan, opts: dict, cg=None) -> list[tuple[str, str]]:
     """(what, criu flag) for `explain`: everything criu is told about this container."""
     out = [(f"bind mount {point} from {src}", f"--external mnt[{point}]:{src}") for point, src in bind_mounts(plan)]
+    if cg is not None:
+        out += [(f"cgroup directory {src} at {point}", f"--external mnt[{point}]:{src}")
+                for point, src in cgroup_binds(plan, cg)]
     if (path := external_netns(plan)) is not None:
         out.append((f"network namespace {path}", f"--external net[<inode of {path}>]:{EXT_NETNS}"))
     out += [("option", flag) for flag in common(plan, opts)]

@@ -46,7 +46,7 @@ def restore_argv(plan, opts: dict, images: str, stdio_fds: tuple[int, int, int])
     """criu's arguments (but the action, logging, cgroup and pid file), and fds to pass on."""
     argv = ["--images-dir", images, "--root", plan.rootfs, "--restore-detached", "--restore-sibling",
             *options.common(plan, opts)]
-    for point, src in options.bind_mounts(plan):
+    for point, src in options.bind_mounts(plan, make=True):
         argv += ["--external", f"mnt[{point}]:{src}"]
     fds: list[int] = []
     if (netns := options.external_netns(plan)) is not None:
@@ -97,6 +97,8 @@ def restore(root: str, plan, opts: dict, criu_path: str, *, stdio_fds: tuple[int
         if fs.exists(pid_path):
             posix.unlink(pid_path)
         argv += ["--pidfile", pid_path, *_cgroup_roots(cg)]
+        for point, src in options.cgroup_binds(plan, cg):  # the new container's directories
+            argv += ["--external", f"mnt[{point}]:{src}"]
         crash.point("restore", "restoring")
         criu(criu_path, "restore", argv, work, timeout=RESTORE_TIMEOUT, pass_fds=tuple(fds),
              prepare=lambda: _private_root(plan.rootfs, cg), stdio=io)
