@@ -36,7 +36,7 @@ ALLOWED = {
     "exec": {"created", "running"},
     "delete": {"stopped"},  # runc also deletes a created container; the spec forbids it
     "update": {"created", "running", "paused"},
-    "checkpoint": {"running"},
+    "checkpoint": {"running", "paused"},  # containerd pauses a task around its checkpoint
 }
 
 

@@ -88,3 +88,60 @@ def test_podman_export_and_import(pod: tuple[Podman, str], host_dir: Path, tmp_p
     assert proc.returncode == 0, proc.stderr
     assert engine.inspect(name, "{{.State.Status}}") == "running"
     continues(host_dir, last)
+
+
+# ---------------------------------------------------------------- containerd
+
+def _ctr_counter(engine: Containerd, cid: str, host_dir: Path) -> None:
+    proc = run(engine.run_cmd(cid, "--detach", "--mount", f"type=bind,src={host_dir},dst=/data,options=rbind:rw",
+                              command=COUNTER))
+    assert proc.returncode == 0, proc.stderr
+    grows(host_dir)
+
+
+def test_ctr_task_checkpoint_exit(ctd: tuple[Containerd, str], host_dir: Path) -> None:
+    """`ctr task checkpoint --exit`: the shim pauses the task, has the runtime dump it (not
+    leaving it running), and the task is stopped; the image is in containerd's store."""
+    engine, cid = ctd
+    _ctr_counter(engine, cid, host_dir)
+    proc = engine.ctr("task", "checkpoint", "--exit", cid)
+    assert proc.returncode == 0, proc.stderr
+    ref = proc.stdout.strip()
+    try:
+        assert wait_for(lambda: engine.task_status(cid) == "STOPPED", timeout=10), engine.task_status(cid)
+        stays(host_dir)
+        assert ref in engine.ctr("image", "ls", "-q").stdout.split()
+        dumps = [c.argv for c in engine.calls.for_container(cid) if c.subcommand == "checkpoint"]
+        assert len(dumps) == 1 and "--leave-running" not in dumps[0] and "--image-path" in dumps[0], dumps
+    finally:
+        engine.ctr("image", "rm", ref)
+
+
+def test_ctr_checkpoint_and_restore(ctd: tuple[Containerd, str], host_dir: Path) -> None:
+    """A checkpoint made through the shim's task checkpoint (with the image's name, which
+    `ctr container restore` needs), the task killed, then restored as a new container: the
+    shim has the runtime restore it, and the counter goes on."""
+    engine, cid = ctd
+    _ctr_counter(engine, cid, host_dir)
+    ref = f"checkpoint/{cid}:1"
+    proc = engine.ctr("container", "checkpoint", "--task", "--image", cid, ref)  # the task runs on
+    assert proc.returncode == 0, proc.stderr
+    engine.remove(cid)
+    stays(host_dir)
+    before = counts(host_dir)
+    restored = cid + "r"
+    try:
+        proc = engine.ctr("container", "restore", "--live", restored, ref)
+        assert proc.returncode == 0, proc.stderr
+        assert wait_for(lambda: engine.task_status(restored) == "RUNNING", timeout=10), engine.task_status(restored)
+        grows(host_dir, 5)
+        # from where the image has it (the task counted on after its checkpoint): one by one
+        new = counts(host_dir)[len(before):]
+        assert 3 < new[0] <= before[-1] + 1 and new == list(range(new[0], new[0] + len(new))), (before[-3:], new)
+        subs = engine.calls.subcommands(restored)
+        assert "restore" in subs and "create" not in subs, subs
+    finally:
+        engine.remove(restored)
+        engine.ctr("image", "rm", ref)
+        left = engine.leftovers(restored)
+    assert not left, left

@@ -25,7 +25,11 @@ def plan_of(c: st.Container):
 def dump_argv(c: st.Container, plan, opts: dict, images: str) -> tuple[list[str], tuple[int, ...]]:
     """criu's arguments for this container (but the action and logging), and the fds it needs."""
     argv = ["--tree", str(c.pid), "--images-dir", images, "--root", plan.rootfs, *options.common(plan, opts)]
-    cgroup_binds = options.cgroup_binds(plan, c.cgroup()) if c.data.get("cgroup") else []
+    cg = c.cgroup() if c.data.get("cgroup") else None
+    cgroup_binds = options.cgroup_binds(plan, cg) if cg is not None else []
+    freezer = cg.dir_of("freezer") or cg.unified if cg is not None else None
+    if freezer:  # criu freezes the tree through it (one already frozen, paused, included)
+        argv += ["--freeze-cgroup", freezer]
     for point, _src in options.bind_mounts(plan) + cgroup_binds:
         argv += ["--external", f"mnt[{point}]:{point}"]
     if options.has_terminal(plan):
