@@ -258,3 +258,26 @@ def test_restore_failures_leave_nothing(pyrunc, bundle, cid, tmp_path, image):
     one_line(pyrunc(*args, str(image), cid, check=False), f"restore {cid}: criu restore failed",
              f"(log: {image}/restore.log)")
     assert pyrunc.list_ids() == []
+
+
+# ---- what features and explain say -----------------------------------------------------------
+
+def test_features_lists_checkpoint_support(pyrunc):
+    got = json.loads(pyrunc("features").stdout)["annotations"]["io.github.pyrunc.checkpoint"]
+    version = subprocess.run(["/usr/local/sbin/criu", "--version"], capture_output=True, text=True).stdout
+    assert got.startswith("criu ") and got.split()[1] in version, got
+    got = json.loads(pyrunc("--criu", "/nonexistent/criu", "features").stdout)["annotations"]
+    assert got["io.github.pyrunc.checkpoint"].startswith("unavailable: criu /nonexistent/criu: not an executable")
+
+
+def test_explain_names_what_criu_is_told(pyrunc, bundle, cid, tmp_path):
+    counter_bundle(bundle, tmp_path / "data")
+    bundle.config["annotations"] = {"org.criu.config": str(tmp_path / "criu.conf")}
+    bundle.write()
+    doc = json.loads(pyrunc("explain", "--format", "json", "-b", str(bundle.path), cid).stdout)
+    told = {s["jsonPath"]: s["text"] for s in doc["steps"] if s["who"] == "criu"}
+    n = len(bundle.config["mounts"]) - 1
+    assert told[f"mounts[{n}]"] == (f"bind mount /data is external: dump --external mnt[/data]:/data, "
+                                    f"restore --external mnt[/data]:{tmp_path / 'data'}")
+    assert told["annotations['org.criu.config']"] == f"criu --config {tmp_path / 'criu.conf'}"
+    assert "--cgroup-root" in told["linux.cgroupsPath"] and cid in told["linux.cgroupsPath"]

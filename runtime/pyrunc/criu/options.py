@@ -95,13 +95,26 @@ def common(plan, opts: dict) -> list[str]:
     return argv
 
 
-def described(plan, opts: dict, cg=None) -> list[tuple[str, str]]:
-    """(what, criu flag) for `explain`: everything criu is told about this container."""
-    out = [(f"bind mount {point} from {src}", f"--external mnt[{point}]:{src}") for point, src in bind_mounts(plan)]
-    if cg is not None:
-        out += [(f"cgroup directory {src} at {point}", f"--external mnt[{point}]:{src}")
-                for point, src in cgroup_binds(plan, cg)]
+def described(plan, cg) -> list[tuple[str, str]]:
+    """(config.json field, what criu is told on checkpoint and restore) for `explain`."""
+    binds = [op for op in plan.mounts if op.is_bind]
+    out = [(f"mounts[{op.index}]", f"bind mount {point} is external: dump --external mnt[{point}]:{point}, "
+                                   f"restore --external mnt[{point}]:{src}")
+           for op, (point, src) in zip(binds, bind_mounts(plan))]
+    out += [("linux.namespaces", f"no cgroup namespace: cgroup bind {point} is external, restored from the new "
+                                 f"container's {src}") for point, src in cgroup_binds(plan, cg)]
+    if has_terminal(plan):
+        out.append(("process.terminal", f"{CONSOLE} and the pty are external (--external tty[rdev:dev]): restore "
+                                        "binds a new pty's slave there and sends its master to --console-socket"))
     if (path := external_netns(plan)) is not None:
-        out.append((f"network namespace {path}", f"--external net[<inode of {path}>]:{EXT_NETNS}"))
-    out += [("option", flag) for flag in common(plan, opts)]
+        out.append(("linux.namespaces", f"network namespace {path} is external: --external net[inode]:{EXT_NETNS}, "
+                                        f"restore --inherit-fd of it"))
+    conf = (plan.config.get("annotations") or {}).get(CONFIG_ANNOTATION)
+    if conf:
+        out.append((f"annotations[{CONFIG_ANNOTATION!r}]", f"criu --config {conf}"))
+    freezer = cg.dir_of("freezer") or cg.unified
+    roots = ", ".join(f"{k or 'cgroup2'}:{d}" for k, d in sorted(cg.dirs.items()))
+    out.append(("linux.cgroupsPath", f"dump --manage-cgroups=soft (--manage-cgroups-mode) --freeze-cgroup {freezer}; "
+                                     f"restore into {roots} (--cgroup-root), limits written by pyrunc"))
+    out.append(("process", "stdio: fds 0-2 recorded in descriptors.json; restore --inherit-fd from its own fds 0-2"))
     return out
