@@ -66,6 +66,11 @@ def usable(explicit: str | None = None) -> tuple[str, str]:
     return path, shown
 
 
+def tracks_memory(path: str) -> bool:
+    """Whether this kernel tracks dirty pages (soft-dirty), which criu's --track-mem needs."""
+    return run([path, "check", "--feature", "mem_dirty_track"], CHECK_TIMEOUT).returncode == 0
+
+
 def failure(action: str, done: subprocess.CompletedProcess, log_path: str) -> CriuError:
     """One line: criu's first error from its log (its output if there is no log), and the log."""
     try:
@@ -73,5 +78,6 @@ def failure(action: str, done: subprocess.CompletedProcess, log_path: str) -> Cr
             errors = [ln.split(": ", 1)[-1].strip() for ln in f if "Error (" in ln and "RLIMIT_NOFILE" not in ln]
     except OSError:
         errors = []
-    why = errors[0] if errors else last_line(done.stdout + done.stderr)
+    told = [e for e in errors if not e.endswith("FAILED.")] or errors  # the cause before the verdict
+    why = told[0] if told else last_line(done.stdout + done.stderr)
     return CriuError(f"criu {action} failed (exit {done.returncode}): {why} (log: {log_path})")

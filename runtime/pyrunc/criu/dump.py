@@ -8,6 +8,7 @@ import posix
 from pyrunc import crash, fs, lifecycle
 from pyrunc import state as st
 from pyrunc.criu import options, stdio
+from pyrunc.criu.binary import CriuError, tracks_memory
 from pyrunc.criu.run import DUMP_TIMEOUT, criu, image_dir, work_dir
 from pyrunc.errors import PyruncError, UsageError
 
@@ -22,7 +23,7 @@ def plan_of(c: st.Container):
     return build(config, c.data["bundle"], c.id)
 
 
-def dump_argv(c: st.Container, plan, opts: dict, images: str) -> tuple[list[str], tuple[int, ...]]:
+def dump_argv(c: st.Container, plan, opts: dict, images: str, criu_path: str) -> tuple[list[str], tuple[int, ...]]:
     """criu's arguments for this container (but the action and logging), and the fds it needs."""
     argv = ["--tree", str(c.pid), "--images-dir", images, "--root", plan.rootfs, *options.common(plan, opts)]
     cg = c.cgroup() if c.data.get("cgroup") else None
@@ -41,10 +42,14 @@ def dump_argv(c: st.Container, plan, opts: dict, images: str) -> tuple[list[str]
         absolute = parent if parent.startswith("/") else fs.join(images, parent)
         if not fs.exists(fs.join(absolute, "inventory.img")):
             raise PyruncError(f"--parent-path {absolute}: not a checkpoint image (no inventory.img)")
-        argv += ["--prev-images-dir", fs.relpath(absolute, images), "--track-mem"]
-    if opts["pre_dump"]:
-        argv.append("--track-mem")  # a pre-dump leaves the container running anyway
-    elif opts["leave_running"]:
+        argv += ["--prev-images-dir", fs.relpath(absolute, images)]
+    if opts["pre_dump"] or opts["parent_path"]:
+        if tracks_memory(criu_path):
+            argv.append("--track-mem")
+        elif opts["pre_dump"]:
+            raise CriuError(f"--pre-dump: criu {criu_path}: this kernel does not track dirty memory "
+                            "(criu check --feature mem_dirty_track fails)")
+    if opts["leave_running"] and not opts["pre_dump"]:  # a pre-dump leaves it running anyway
         argv.append("--leave-running")
     if opts["page_server"]:
         addr, _, port = opts["page_server"].rpartition(":")
@@ -69,9 +74,10 @@ def checkpoint(c: st.Container, opts: dict, criu_path: str) -> None:
     lifecycle.require(c, "checkpoint")
     crash.point("checkpoint", "loaded")
     plan = plan_of(c)
-    images = image_dir(opts["image_path"], create=True)
+    images = fs.abspath(opts["image_path"] or "checkpoint")
+    argv, fds = dump_argv(c, plan, opts, images, criu_path)  # every check before a directory is made
+    image_dir(images, create=True)
     work = work_dir(opts["work_path"], images)
-    argv, fds = dump_argv(c, plan, opts, images)
     if not opts["pre_dump"]:
         argv += stdio.record(c.pid, images)
     crash.point("checkpoint", "dumping")
