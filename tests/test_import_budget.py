@@ -22,7 +22,9 @@ ALWAYS_FORBIDDEN = {"typing", "dataclasses", "shutil", "subprocess", "argparse",
                     "traceback", "uuid", "datetime", "socket", "selectors", "re", "json", "enum", "signal",
                     "contextlib", "collections", "_collections_abc", "os", "posixpath",
                     # `explain` alone reads what create would do (its modules, the foreseen cgroup view)
-                    "pyrunc.explain", "pyrunc.cli.explain", "pyrunc.cgroups.foresee"}
+                    "pyrunc.explain", "pyrunc.cli.explain", "pyrunc.cgroups.foresee",
+                    # criu's code only for checkpoint and restore (and check, features)
+                    "pyrunc.criu", "pyrunc.criu.binary", "pyrunc.criu.options", "pyrunc.cli.checkpoint"}
 # the status commands do not even load the spec, native code, or (for a container
 # without hooks) the hook runner
 LIGHT_FORBIDDEN = ALWAYS_FORBIDDEN | {"pyrunc.spec.plan", "pyrunc.syscalls._native", "pyrunc.hooks"}

@@ -79,5 +79,5 @@ def failure(action: str, done: subprocess.CompletedProcess, log_path: str) -> Cr
     except OSError:
         errors = []
     told = [e for e in errors if not e.endswith("FAILED.")] or errors  # the cause before the verdict
-    why = told[0] if told else last_line(done.stdout + done.stderr)
+    why = told[0] if told else last_line((done.stdout or "") + (done.stderr or ""))
     return CriuError(f"criu {action} failed (exit {done.returncode}): {why} (log: {log_path})")

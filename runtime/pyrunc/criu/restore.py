@@ -108,7 +108,6 @@ def restore(root: str, plan, opts: dict, criu_path: str, *, stdio_fds: tuple[int
         data["pid"], data["pid_start"] = pid, st.pid_start_time(pid)
         if data["pid_start"] is None:
             raise PyruncError(f"the restored init {pid} exited at once")
-        data["restored"] = images
         c.save()
         crash.point("restore", "state-written")
         if opts["pid_file"]:
