@@ -195,5 +195,5 @@ def test_parent_path_that_is_no_image(pyrunc, bundle, cid, tmp_path):
     res = pyrunc("checkpoint", "--parent-path", str(tmp_path / "nothing"), "--image-path", str(tmp_path / "x"), cid,
                  check=False)
     assert res.returncode == 1 and res.stderr.count("\n") == 1
-    assert f"--parent-path {tmp_path / 'nothing'}: not a checkpoint image (no inventory.img)" in res.stderr
+    assert f"--parent-path {tmp_path / 'nothing'}: not a (pre-)dump image (no pagemap-*.img)" in res.stderr
     assert pyrunc.state(cid)["status"] == "running" and not (tmp_path / "x").exists()

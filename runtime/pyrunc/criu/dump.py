@@ -40,8 +40,8 @@ def dump_argv(c: st.Container, plan, opts: dict, images: str, criu_path: str) ->
     if opts["parent_path"]:
         parent = opts["parent_path"]
         absolute = parent if parent.startswith("/") else fs.join(images, parent)
-        if not fs.exists(fs.join(absolute, "inventory.img")):
-            raise PyruncError(f"--parent-path {absolute}: not a checkpoint image (no inventory.img)")
+        if not _has_pages(absolute):
+            raise PyruncError(f"--parent-path {absolute}: not a (pre-)dump image (no pagemap-*.img)")
         argv += ["--prev-images-dir", fs.relpath(absolute, images)]
     if opts["pre_dump"] or opts["parent_path"]:
         if tracks_memory(criu_path):
@@ -61,6 +61,13 @@ def dump_argv(c: st.Container, plan, opts: dict, images: str, criu_path: str) ->
         argv += ["--status-fd", str(opts["status_fd"])]
         fds = (opts["status_fd"],)
     return argv, fds
+
+
+def _has_pages(path: str) -> bool:
+    try:
+        return any(n.startswith("pagemap-") for n in posix.listdir(path))
+    except OSError:
+        return False
 
 
 def _inode(path: str) -> int:
