@@ -281,3 +281,37 @@ def test_explain_names_what_criu_is_told(pyrunc, bundle, cid, tmp_path):
                                     f"restore --external mnt[/data]:{tmp_path / 'data'}")
     assert told["annotations['org.criu.config']"] == f"criu --config {tmp_path / 'criu.conf'}"
     assert "--cgroup-root" in told["linux.cgroupsPath"] and cid in told["linux.cgroupsPath"]
+
+
+def test_flags_passed_to_criu(pyrunc, bundle, cid, tmp_path):
+    """runc's pass-through switches reach criu on both sides (criu refuses what it does not
+    know), --manage-cgroups-mode full restores the cgroup's properties, and restore's
+    --pid-file gets the restored init's pid."""
+    data = tmp_path / "data"
+    counter_bundle(bundle, data)
+    pyrunc.ids.add(cid)
+    detached(pyrunc, "run", "-d", "-b", str(bundle.path), cid)
+    wait_count(data, 3)
+    flags = ("--tcp-established", "--ext-unix-sk", "--file-locks", "--auto-dedup", "--manage-cgroups-mode", "full")
+    images = tmp_path / "images"
+    pyrunc("checkpoint", "--image-path", str(images), "--work-path", str(tmp_path / "work"), *flags, cid)
+    assert (tmp_path / "work" / "dump.log").exists() and (images / "inventory.img").exists()
+    last = stopped(data)[-1]
+    detached(pyrunc, "restore", "-d", "-b", str(bundle.path), "--image-path", str(images), "--pid-file",
+             str(tmp_path / "pid"), "--no-subreaper", *flags, cid)
+    pid = restored(pyrunc, cid)
+    assert (tmp_path / "pid").read_text() == str(pid)
+    continued(data, last)
+    finish(pyrunc, cid)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--manage-cgroups-mode", "bogus"], "--manage-cgroups-mode 'bogus': use one of soft, full, strict, ignore"),
+    (["--empty-ns", "ipc"], "--empty-ns 'ipc': only network is supported"),
+    (["--page-server", "nohost"], "--page-server 'nohost': use ADDRESS:PORT"),
+    (["--status-fd", "x"], "invalid value 'x' for --status-fd: not an integer")])
+def test_bad_checkpoint_flags(pyrunc, bundle, cid, tmp_path, args, needle):
+    bundle.args("sleep", "1000")
+    pyrunc("run", "-d", "-b", str(bundle.path), cid)
+    one_line(pyrunc("checkpoint", "--image-path", str(tmp_path / "i"), *args, cid, check=False), needle)
+    assert pyrunc.state(cid)["status"] == "running" and not (tmp_path / "i").exists()
