@@ -39,7 +39,7 @@ def dump_argv(c: st.Container, plan, opts: dict, images: str, criu_path: str) ->
         argv += ["--external", f"net[{_inode(netns)}]:{options.EXT_NETNS}"]
     if opts["parent_path"]:
         parent = opts["parent_path"]
-        absolute = parent if parent.startswith("/") else fs.join(images, parent)
+        absolute = fs.normpath(parent if parent.startswith("/") else fs.join(images, parent))
         if not _has_pages(absolute):
             raise PyruncError(f"--parent-path {absolute}: not a (pre-)dump image (no pagemap-*.img)")
         argv += ["--prev-images-dir", fs.relpath(absolute, images)]
