@@ -315,3 +315,37 @@ def test_bad_checkpoint_flags(pyrunc, bundle, cid, tmp_path, args, needle):
     pyrunc("run", "-d", "-b", str(bundle.path), cid)
     one_line(pyrunc("checkpoint", "--image-path", str(tmp_path / "i"), *args, cid, check=False), needle)
     assert pyrunc.state(cid)["status"] == "running" and not (tmp_path / "i").exists()
+
+
+def test_terminal_restored_in_the_foreground(pyrunc, bundle, cid, tmp_path):
+    """Without -d and --console-socket, restore keeps the new pty's master and relays it to
+    its own stdout, as `run` does; it exits with the init's status once it is killed."""
+    data = tmp_path / "data"
+    counter_bundle(bundle, data)
+    bundle.config["process"]["terminal"] = True
+    bundle.write()
+    first = ConsoleReceiver(str(tmp_path / "c1.sock"))
+    pyrunc("run", "-d", "--console-socket", first.path, "-b", str(bundle.path), cid)
+    _read_numbers(first.master(), 3)
+    images = tmp_path / "images"
+    pyrunc("checkpoint", "--shell-job", "--image-path", str(images), cid)
+    last = stopped(data)[-1]
+    first.close()
+    out = tmp_path / "out"
+    with open(out, "wb") as f:
+        fg = subprocess.Popen(pyrunc.cmd("restore", "--shell-job", "-b", str(bundle.path), "--image-path", str(images),
+                                         cid), stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.PIPE,
+                              start_new_session=True)
+    try:
+        wait_count(data, last + 5)
+        wait_for(lambda: len(out.read_bytes().split()) >= 3, what="the relayed output")
+        pyrunc("kill", cid, "KILL")
+        assert fg.wait(timeout=30) == 128 + 9, fg.stderr.read()
+    finally:
+        if fg.poll() is None:
+            fg.kill()
+            fg.wait()
+    got = [int(x) for x in out.read_bytes().replace(b"\r", b"").split()]
+    assert got[0] > last and got == list(range(got[0], got[0] + len(got))), got
+    assert pyrunc.list_ids() == []
+    continued(data, last)
