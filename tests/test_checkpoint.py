@@ -349,3 +349,9 @@ def test_terminal_restored_in_the_foreground(pyrunc, bundle, cid, tmp_path):
     assert got[0] > last and got == list(range(got[0], got[0] + len(got))), got
     assert pyrunc.list_ids() == []
     continued(data, last)
+
+
+def test_restore_into_a_systemd_scope_is_refused(pyrunc, bundle, cid, tmp_path):
+    one_line(pyrunc("--systemd-cgroup", "restore", "-b", str(bundle.path), "--image-path", str(tmp_path), cid,
+                    check=False), f"restore {cid}: --systemd-cgroup: restore into a systemd scope is not supported")
+    assert pyrunc.list_ids() == []
