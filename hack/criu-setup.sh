@@ -12,8 +12,10 @@ cache=/var/cache/pyrunc-criu     # private apt state, source and build
 bin=/usr/local/sbin/criu
 stamp=$cache/installed.stamp     # "<orig tarball> <sha256 of the orig tarball>" of the binary at $bin
 
+# A kernel criu cannot work on is the host's fact, not a broken set-up: said, and the
+# checkpoint tests skip naming it (`pyrunc check` says it too).
 check() {
-  out=$("$bin" check 2>&1) || { echo "criu-setup.sh: $bin check failed: $(tail -n1 <<<"$out")" >&2; exit 1; }
+  out=$("$bin" check 2>&1) || echo "criu-setup.sh: warning: $bin check fails here: $(tail -n1 <<<"$out")" >&2
 }
 if [ -x "$bin" ] && [ -s "$stamp" ] && "$bin" --version 2>/dev/null | grep -q "Version: $want"; then
   check; exit 0
@@ -43,6 +45,7 @@ deps=$(sed -n '/^Build-Depends:/{s/^Build-Depends://p;q}' <<<"$rec" | tr ',' '\n
 # bookworm's packages for trixie's Build-Depends (debhelper, python and docs are not needed
 # for `make criu`)
 need=(gcc make xz-utils)
+apt-cache show gcc >/dev/null 2>&1 || apt-get update -qq  # a fresh machine's host lists
 for d in $deps; do
   apt-cache show "$d" >/dev/null 2>&1 && need+=("$d")
 done
