@@ -355,3 +355,10 @@ def test_restore_into_a_systemd_scope_is_refused(pyrunc, bundle, cid, tmp_path):
     one_line(pyrunc("--systemd-cgroup", "restore", "-b", str(bundle.path), "--image-path", str(tmp_path), cid,
                     check=False), f"restore {cid}: --systemd-cgroup: restore into a systemd scope is not supported")
     assert pyrunc.list_ids() == []
+
+
+def test_help_answers_podmans_probe(pyrunc):
+    """podman runs `RUNTIME checkpoint --help` and takes exit 0 for checkpoint support."""
+    for cmd in ("checkpoint", "restore"):
+        res = pyrunc(cmd, "--help")
+        assert res.returncode == 0 and res.stdout.startswith(f"pyrunc {cmd}: ")
