@@ -2,6 +2,8 @@
 In the foreground it waits for the restored init, as `run` does; with -d it returns."""
 from __future__ import annotations
 
+import posix
+
 from pyrunc import fs, lifecycle
 from pyrunc import state as st
 from pyrunc.cli.args import STR, Flag, one_id, parse
@@ -39,7 +41,6 @@ def main(cmd: str, g, argv: list[str]) -> int:
                                 systemd_cgroup=g.systemd_cgroup, rootless=rootless)
         finally:
             if slave is not None:
-                import posix
                 posix.close(slave)
         master = console.created() if console is not None else None
         pid = c.pid
@@ -61,8 +62,6 @@ def _terminal(config: dict, opts: dict):
     terminal and whose master goes to --console-socket (or to us, in the foreground)."""
     if not (config.get("process", {}).get("terminal") or opts["console_socket"]):
         return None, None
-    import posix
-
     from pyrunc import unixsock
     from pyrunc.linux.terminal import HostConsole
 
