@@ -55,7 +55,8 @@ def dump_argv(c: st.Container, plan, opts: dict, images: str, criu_path: str) ->
         addr, _, port = opts["page_server"].rpartition(":")
         if not addr or not port.isdigit():
             raise UsageError(f"--page-server {opts['page_server']!r}: use ADDRESS:PORT")
-        argv += ["--page-server", "--address", addr, "--port", port]
+        # lazy: the dump itself serves the pages there; else it sends them to a page server
+        argv += ([] if opts["lazy_pages"] else ["--page-server"]) + ["--address", addr, "--port", port]
     fds: tuple[int, ...] = ()
     if opts["status_fd"] is not None and opts["status_fd"] >= 0:
         argv += ["--status-fd", str(opts["status_fd"])]
