@@ -115,17 +115,16 @@ def test_cgroup_namespace_and_limits(pyrunc, bundle, cid, tmp_path):
     inside = subprocess.run(["nsenter", "-t", str(pid), "-C", "cat", f"/proc/{pid}/cgroup"], capture_output=True,
                             text=True, timeout=30).stdout
     assert inside and all(line.endswith(":/") for line in inside.splitlines()), inside
+    limits = {}
     for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
         _, ctrls, path = line.split(":", 2)
         base = Path("/sys/fs/cgroup") / ("unified" if not ctrls and Path("/sys/fs/cgroup/unified").is_dir() else
                                           ctrls.split(",")[0].removeprefix("name=") if ctrls else "")
         d = base / path.lstrip("/")
-        if (d / "memory.max").exists():
-            assert (d / "memory.max").read_text().strip() == str(64 << 20)
-        if (d / "memory.limit_in_bytes").exists():
-            assert (d / "memory.limit_in_bytes").read_text().strip() == str(64 << 20)
-        if (d / "pids.max").exists() and ctrls in ("pids", ""):
-            assert (d / "pids.max").read_text().strip() == "77"
+        for name in ("memory.max", "memory.limit_in_bytes", "pids.max"):
+            if (d / name).exists():
+                limits[name.split(".")[0]] = (d / name).read_text().strip()
+    assert limits == {"memory": str(64 << 20), "pids": "77"}, limits
     finish(pyrunc, cid)
 
 
