@@ -81,6 +81,8 @@ def test_devnull_round_trip(pyrunc, bundle, cid, tmp_path):
     detached(pyrunc, "restore", "-d", "-b", str(bundle.path), "--image-path", str(images), cid)
     pid = restored(pyrunc, cid)
     assert [os.readlink(f"/proc/{pid}/fd/{n}") for n in range(3)] == ["/dev/null"] * 3
+    live = pyrunc("explain", cid, check=False)  # checked against the kernel: what create would have made
+    assert live.returncode == 0 and live.stdout.endswith("no difference from the plan\n"), live.stdout[-2000:]
     continued(data, last)
     finish(pyrunc, cid)
 

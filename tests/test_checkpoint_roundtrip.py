@@ -52,13 +52,14 @@ def round_trip(pyrunc, bundle, cid: str, tmp_path: Path, *, checkpoint_args: tup
 
 def test_mounts_come_back_as_they_were(pyrunc, bundle, cid, tmp_path):
     """A bind through a symlink, binds nested in a bind, masked and read-only paths, the
-    cgroup mount: the restored container's mountinfo is the dumped one's."""
+    cgroup mount, a read-only root: the restored container's mountinfo is the dumped one's."""
     counter_bundle(bundle, tmp_path / "data")
     (tmp_path / "data" / "inner").mkdir()
     for name in ("linked", "nested"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "hello").write_text(f"{name}\n")
     os.symlink("/target", bundle.rootfs / "link")
+    bundle.config["root"]["readonly"] = True
     bundle.config["mounts"] += [
         {"destination": "/link", "type": "bind", "source": str(tmp_path / "linked"), "options": ["rbind", "ro"]},
         {"destination": "/data/inner", "type": "bind", "source": str(tmp_path / "nested"), "options": ["rbind"]}]
@@ -76,7 +77,7 @@ def test_mounts_come_back_as_they_were(pyrunc, bundle, cid, tmp_path):
     assert mounts(pid) == seen, (sorted(mounts(pid) - seen), sorted(seen - mounts(pid)))
     points = {m[1]: m for m in mounts(pid)}
     assert "/target" in points and points["/target"][2].startswith("ro")
-    assert "/proc/keys" in points and points["/proc/sys"][2].startswith("ro")
+    assert "/proc/keys" in points and points["/proc/sys"][2].startswith("ro") and points["/"][2].startswith("ro")
     assert "/data/inner" in points, sorted(points)
     root = f"/proc/{pid}/root"
     assert Path(f"{root}/target/hello").read_text() == "linked\n"

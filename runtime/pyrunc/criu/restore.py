@@ -18,16 +18,19 @@ from pyrunc.undo import Undo
 PID_FILE = "restored.pid"  # criu writes the restored init's pid here, in the work directory
 
 
-def _private_root(rootfs: str, cg) -> None:
+def _private_root(plan, cg) -> None:
     """In criu's process before exec: into the container's cgroups (criu restores the tree
     below them), then a mount namespace of its own where the rootfs is bound onto itself
-    (criu wants a mount point), so that nothing is left mounted on the host."""
+    (criu wants a mount point), so that nothing is left mounted on the host. That bind is
+    the restored container's /: read-only if root.readonly says so."""
     from pyrunc.syscalls import calls as sc
 
     cg.apply(posix.getpid())
     sc.unshare(sc.CLONE_NEWNS)
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
-    sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
+    sc.mount(plan.rootfs, plan.rootfs, None, sc.MS_BIND | sc.MS_REC)
+    if plan.readonly_root:
+        sc.mount(None, plan.rootfs, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY)
 
 
 def _cgroup_roots(cg) -> list[str]:
@@ -101,13 +104,14 @@ def restore(root: str, plan, opts: dict, criu_path: str, *, stdio_fds: tuple[int
             argv += ["--external", f"mnt[{point}]:{src}"]
         crash.point("restore", "restoring")
         criu(criu_path, "restore", argv, work, timeout=RESTORE_TIMEOUT, pass_fds=tuple(fds),
-             prepare=lambda: _private_root(plan.rootfs, cg), stdio=io)
+             prepare=lambda: _private_root(plan, cg), stdio=io)
         crash.point("restore", "restored")
         with open(pid_path) as f:
             pid = int(f.read().strip())
         data["pid"], data["pid_start"] = pid, st.pid_start_time(pid)
         if data["pid_start"] is None:
             raise PyruncError(f"the restored init {pid} exited at once")
+        data["restored"] = images  # explain: criu, not create, made the namespaces and mounts
         c.save()
         crash.point("restore", "state-written")
         if opts["pid_file"]:
