@@ -18,7 +18,8 @@ py=${PYTHON:-.venv/bin/python}
 guest_user=(env)
 [ "${SYSTEMD_ROOTLESS:-0}" = 1 ] && guest_user=(sh -c 'useradd -m pyruncsd && exec env SYSTEMD_TEST_USER=pyruncsd "$@"' guest)
 tests=(PYTHONPATH=runtime PYTHONDONTWRITEBYTECODE=1 "$py" -m pytest -p no:cacheprovider -q -rs
-  tests/test_systemd_driver.py tests/cgroups/test_systemd_pure.py)
+  tests/test_systemd_driver.py tests/cgroups/test_systemd_pure.py
+  tests/test_checkpoint.py::test_round_trip_in_a_systemd_scope)
 engines=()
 if [ "${SYSTEMD_ENGINES:-1}" = 1 ]; then
   # the engines' image is built here: under emulation that alone takes minutes

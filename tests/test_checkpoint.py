@@ -353,10 +353,34 @@ def test_terminal_restored_in_the_foreground(pyrunc, bundle, cid, tmp_path):
     continued(data, last)
 
 
-def test_restore_into_a_systemd_scope_is_refused(pyrunc, bundle, cid, tmp_path):
-    one_line(pyrunc("--systemd-cgroup", "restore", "-b", str(bundle.path), "--image-path", str(tmp_path), cid,
-                    check=False), f"restore {cid}: --systemd-cgroup: restore into a systemd scope is not supported")
-    assert pyrunc.list_ids() == []
+@pytest.mark.skipif(not (Path("/run/systemd/system").is_dir() and Path("/run/dbus/system_bus_socket").exists()),
+                    reason="needs systemd as PID 1 and its bus: run hack/test-systemd.sh")
+def test_round_trip_in_a_systemd_scope(pyrunc, bundle, cid, tmp_path):
+    """--systemd-cgroup: the restored tree is in a scope of its own (started before criu
+    makes it), with the config's limit as the scope's property; delete stops the scope."""
+    data = tmp_path / "data"
+    counter_bundle(bundle, data)
+    bundle.config["linux"]["cgroupsPath"] = f"system.slice:pyrunc:{cid}"
+    bundle.config["linux"]["resources"] = {"pids": {"limit": 55}}
+    bundle.write()
+    unit = f"pyrunc-{cid}.scope"
+    pyrunc.ids.add(cid)
+    detached(pyrunc, "--systemd-cgroup", "run", "-d", "-b", str(bundle.path), cid)
+    wait_count(data, 3)
+    pyrunc("--systemd-cgroup", "checkpoint", "--image-path", str(tmp_path / "images"), cid)
+    last = stopped(data)[-1]
+    detached(pyrunc, "--systemd-cgroup", "restore", "-d", "-b", str(bundle.path), "--image-path",
+             str(tmp_path / "images"), cid)
+    pid = pyrunc.state(cid)["pid"]
+    assert f"/system.slice/{unit}" in cgroup_of(pid), cgroup_of(pid)
+    show = subprocess.run(["systemctl", "show", unit, "-p", "ActiveState", "-p", "TasksMax"], capture_output=True,
+                          text=True, timeout=30).stdout.split()
+    assert sorted(show) == ["ActiveState=active", "TasksMax=55"], show
+    continued(data, last)
+    finish(pyrunc, cid)
+    state = subprocess.run(["systemctl", "show", unit, "-p", "ActiveState"], capture_output=True, text=True,
+                           timeout=30).stdout.strip()
+    assert state == "ActiveState=inactive", state
 
 
 def test_help_answers_podmans_probe(pyrunc):

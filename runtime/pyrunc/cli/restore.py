@@ -8,7 +8,7 @@ from pyrunc import fs, lifecycle
 from pyrunc import state as st
 from pyrunc.cli.args import STR, Flag, one_id, parse
 from pyrunc.cli.checkpoint import SHARED
-from pyrunc.errors import PyruncError, UsageError, context
+from pyrunc.errors import PyruncError, context
 from pyrunc.process.children import block_signals, wait
 
 FLAGS = SHARED + [Flag("--bundle,-b", STR, "."), Flag("--console-socket", STR), Flag("--detach,-d"),
@@ -26,8 +26,6 @@ def main(cmd: str, g, argv: list[str]) -> int:
     cid = one_id(pos, cmd)
     st.check_id(cid)
     with context(f"{cmd} {cid}"):
-        if g.systemd_cgroup:  # a scope starts with its first process, which criu makes: not done yet
-            raise UsageError("--systemd-cgroup: restore into a systemd scope is not supported yet")
         criu_path, _ = usable(g.criu)  # before anything is made
         if fs.exists(fs.join(g.root, cid)):  # before a console socket is connected to
             raise PyruncError(f"container {cid!r} already exists ({fs.join(g.root, cid)})")

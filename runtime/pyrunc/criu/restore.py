@@ -15,6 +15,10 @@ from pyrunc.criu.run import RESTORE_TIMEOUT, criu, image_dir, work_dir
 from pyrunc.errors import PyruncError, context
 from pyrunc.undo import Undo
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 PID_FILE = "restored.pid"  # criu writes the restored init's pid here, in the work directory
 
 
@@ -31,6 +35,37 @@ def _private_root(plan, cg) -> None:
     sc.mount(plan.rootfs, plan.rootfs, None, sc.MS_BIND | sc.MS_REC)
     if plan.readonly_root:
         sc.mount(None, plan.rootfs, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY)
+
+
+def _hold_scope(cg) -> Callable[[], None]:
+    """systemd starts a scope with its first process, and criu's tree is made later inside
+    it: a child that waits (until released, or we die and its pipe closes) starts the scope
+    instead. Returns the release, which may be called more than once."""
+    r, w = posix.pipe()
+    pid = posix.fork()
+    if pid == 0:
+        try:
+            posix.close(w)
+            posix.read(r, 1)  # EOF: released
+        finally:
+            posix._exit(0)
+    posix.close(r)
+    held = [True]
+
+    def release() -> None:
+        if held:
+            held.clear()
+            posix.close(w)
+            posix.waitpid(pid, 0)
+
+    try:
+        with context("linux.cgroupsPath"):
+            cg.join(v1=True, pid=pid)
+            cg.join(v1=False, pid=pid)
+    except BaseException:
+        release()
+        raise
+    return release
 
 
 def _cgroup_roots(cg) -> list[str]:
@@ -95,6 +130,9 @@ def restore(root: str, plan, opts: dict, criu_path: str, *, stdio_fds: tuple[int
             cg.create()
         undo.callback(cg.destroy)  # kills whatever criu put in it, too
         crash.point("restore", "cgroup")
+        release = _hold_scope(cg) if getattr(cg, "owned", None) is False else None  # a scope to start
+        if release is not None:
+            undo.callback(release)
         cg.set_resources(plan.config.get("linux", {}).get("resources") or {})
         pid_path = fs.join(work, PID_FILE)
         if fs.exists(pid_path):
@@ -106,6 +144,8 @@ def restore(root: str, plan, opts: dict, criu_path: str, *, stdio_fds: tuple[int
         criu(criu_path, "restore", argv, work, timeout=RESTORE_TIMEOUT, pass_fds=tuple(fds),
              prepare=lambda: _private_root(plan, cg), stdio=io)
         crash.point("restore", "restored")
+        if release is not None:
+            release()  # the tree is in the scope now
         with open(pid_path) as f:
             pid = int(f.read().strip())
         data["pid"], data["pid_start"] = pid, st.pid_start_time(pid)
