@@ -4,15 +4,16 @@
 #   a .venv in the checkout with pyrunc installed (editable) and, with --test, what the
 #   test suite drives: runc and crun to compare with, the engine lane's packages
 #   (hack/engines-setup.sh: containerd, podman, conmon, catatonit, buildah, CNI plugins),
-#   qemu and Debian's kernel for the cgroup-v2 guest lane, Go to build OCI runtime-tools'
-#   validation suite, GNU time for benchmarks. Then the man pages and the bash completion.
+#   qemu and Debian's kernel for the cgroup-v2 guest lane, criu >= 4 (hack/criu-setup.sh), Go
+#   to build OCI runtime-tools' validation suite, GNU time for benchmarks. Then the man pages
+#   and the bash completion.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "setup.sh: run as root" >&2; exit 1; }
 
 pkgs=(busybox-static libseccomp2 libseccomp-dev libffi-dev gcc iproute2 procps python3 python3-venv python3-dev)
 if [ "${1:-}" = --test ]; then
-  pkgs+=(runc crun uidmap criu qemu-system-x86 linux-image-amd64
+  pkgs+=(runc crun uidmap qemu-system-x86 linux-image-amd64
          kmod cpio xz-utils zstd file e2fsprogs golang-go libcap2-bin time man-db)
 fi
 missing=()
@@ -23,7 +24,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-if [ "${1:-}" = --test ]; then sh "$here/hack/engines-setup.sh" >/dev/null; fi
+if [ "${1:-}" = --test ]; then
+  sh "$here/hack/engines-setup.sh" >/dev/null
+  bash "$here/hack/criu-setup.sh"  # criu >= 4 built from Debian's source, cached
+fi
 
 # Debian's python3, not whatever python3 comes first on PATH: it is built with PGO
 # and LTO and links libpython and a dozen extension modules in statically, which

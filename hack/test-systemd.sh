@@ -4,7 +4,8 @@
 # systemd as PID 1, so the tests run in a qemu guest where it is (hack/v2-guest.sh with
 # V2_INIT=systemd: the host's own systemd 252 and dbus-daemon), booted twice: a pure
 # cgroup v2 hierarchy, then a hybrid one (v1 controllers, systemd's unified tree beside).
-# Each boot runs tests/test_systemd_driver.py and tests/cgroups/test_systemd_pure.py; the
+# Each boot runs tests/test_systemd_driver.py, tests/cgroups/test_systemd_pure.py and a
+# checkpoint/restore round trip in a scope (tests/test_checkpoint.py); the
 # v2 boot also runs podman (cgroup_manager systemd) and containerd's shim (SystemdCgroup)
 # through pyrunc (tests/engines/test_systemd_engines.py; SYSTEMD_ENGINES=0 skips them).
 # ~2 min per boot under emulation. Exits non-zero if either boot's tests fail.
@@ -18,7 +19,8 @@ py=${PYTHON:-.venv/bin/python}
 guest_user=(env)
 [ "${SYSTEMD_ROOTLESS:-0}" = 1 ] && guest_user=(sh -c 'useradd -m pyruncsd && exec env SYSTEMD_TEST_USER=pyruncsd "$@"' guest)
 tests=(PYTHONPATH=runtime PYTHONDONTWRITEBYTECODE=1 "$py" -m pytest -p no:cacheprovider -q -rs
-  tests/test_systemd_driver.py tests/cgroups/test_systemd_pure.py)
+  tests/test_systemd_driver.py tests/cgroups/test_systemd_pure.py
+  tests/test_checkpoint.py::test_round_trip_in_a_systemd_scope)
 engines=()
 if [ "${SYSTEMD_ENGINES:-1}" = 1 ]; then
   # the engines' image is built here: under emulation that alone takes minutes

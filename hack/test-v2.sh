@@ -5,7 +5,9 @@
 # real pyrunc containers (tests/test_cgroup_commands.py, the same checks as on
 # this host but reading the v2 files, and tests/test_cgroups_v2_containers.py),
 # and the runtime killed at each step of create and delete (tests/test_crash.py:
-# on v2, delete -f kills through cgroup.kill; SIGKILL only, _exit adds nothing there).
+# on v2, delete -f kills through cgroup.kill; SIGKILL only, _exit adds nothing there), and
+# checkpoint/restore round trips (stdio on /dev/null, pipes, a terminal; the cgroup and its
+# limits; a pre-dump, as this kernel tracks dirty pages).
 # The containers need the project's venv (its pyrunc script and cffi build);
 # PYTHON overrides it. Exits with pytest's status.
 #
@@ -20,7 +22,10 @@ py=${PYTHON:-.venv/bin/python}
 tests=(env PYTHONPATH=runtime PYTHONDONTWRITEBYTECODE=1 PYRUNC_CRASH_MODES=kill "$py"
   -m pytest -p no:cacheprovider -q -rs
   tests/cgroups tests/test_cgroup_commands.py tests/test_cgroups_v2_containers.py
-  tests/test_crash.py::test_create_killed_at_each_step tests/test_crash.py::test_delete_killed_at_each_step "$@")
+  tests/test_crash.py::test_create_killed_at_each_step tests/test_crash.py::test_delete_killed_at_each_step
+  tests/test_checkpoint.py::test_devnull_round_trip tests/test_checkpoint.py::test_pipes_round_trip
+  tests/test_checkpoint.py::test_terminal_round_trip tests/test_checkpoint_roundtrip.py::test_cgroup_namespace_and_limits
+  tests/test_checkpoint_roundtrip.py::test_pre_dump_then_dump_with_parent "$@")
 results=${CONFORMANCE_V2_RESULTS:-}
 [ -n "$results" ] || exec hack/v2-guest.sh "${tests[@]}"
 

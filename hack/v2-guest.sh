@@ -107,6 +107,7 @@ for c in \$(cat /sys/fs/cgroup/cgroup.controllers); do
 done
 mount -t bpf bpf /sys/fs/bpf
 hostname v2guest
+ip link set lo up  # as on any host (criu's kernel feature probe connects to 127.0.0.1)
 /bin/bash $OUT/cmd.sh < /dev/null > $OUT/stdout 2> $OUT/stderr
 echo \$? > $OUT/rc
 sync; echo o > /proc/sysrq-trigger; sleep 60

@@ -3,6 +3,7 @@ told before create fails on them. It only reads: a census of the host must not c
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -51,10 +52,22 @@ def test_host_facts_change_nothing(pyrunc):
     assert got["overlayfs"] == ("✓" if "overlay" in Path("/proc/filesystems").read_text().split() else "✗")
     bus = Path("/run/dbus/system_bus_socket").exists()
     assert got["systemd"] == (("✓" if bus else "!") if Path("/run/systemd/system").is_dir() else "✗")
-    assert got["criu"] == ("✓" if shutil.which("criu") else "✗")
+    criu = shutil.which("criu", path="/usr/local/sbin:" + os.environ["PATH"])
+    works = criu is not None and subprocess.run([criu, "check"], capture_output=True, timeout=60).returncode == 0
+    assert got["criu"] == ("✓" if works else "✗")
     assert got["SELinux"] == ("✓" if Path("/sys/fs/selinux/enforce").exists() else "✗")
     apparmor = Path("/sys/module/apparmor/parameters/enabled")
     assert got["AppArmor"] == ("✓" if apparmor.exists() and apparmor.read_text().startswith("Y") else "✗")
+
+
+def test_criu_that_cannot_be_used_is_named_with_its_reason(pyrunc):
+    """--criu names the binary; one missing, or older than 4 (Debian 12's 3.17 fails here), is ✗."""
+    got = pyrunc("--criu", "/nonexistent/criu", "check").stdout
+    assert "✗ criu: criu /nonexistent/criu: not an executable file (--criu): checkpoint and restore fail" in got
+    if Path("/usr/sbin/criu").exists() and b"Version: 3." in subprocess.run(
+            ["/usr/sbin/criu", "--version"], capture_output=True, timeout=30).stdout:
+        got = pyrunc("--criu", "/usr/sbin/criu", "check").stdout
+        assert "✗ criu: criu /usr/sbin/criu: version 3." in got and "older than 4.0" in got
 
 
 def test_a_bundle_this_host_can_run(pyrunc, bundle):

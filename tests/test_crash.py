@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from criuhelp import counter_bundle, need_criu, stopped, wait_count
 from helpers import each_process, processes_rooted_under, wait_for
 from pyrunc import crash
 from usernshelp import base, make_bundle  # noqa: F401 (fixtures)
@@ -200,6 +201,47 @@ def test_delete_killed_at_each_step(pyrunc, bundle, cid, host, caller, step, mod
     if step != "loaded":
         wait_for(lambda: not cgroup_processes(cid), what="the container's processes to be gone")
     assert status_after(pyrunc, caller, cid) == DELETE_STATUS.get(step, "stopped")
+
+
+CHECKPOINT_STATUS = {"dumped": "stopped"}  # criu has ended the container's processes
+
+
+def _counter(pyrunc, bundle, cid: str, tmp_path: Path) -> None:
+    """A running counter with its stdio on /dev/null (criuhelp: what the tests restore)."""
+    need_criu()
+    counter_bundle(bundle, tmp_path / "data")
+    subprocess.run(pyrunc.cmd("run", "-d", "-b", str(bundle.path), cid), stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=60)
+    wait_count(tmp_path / "data", 2)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("step", crash.STEPS["checkpoint"])
+def test_checkpoint_killed_at_each_step(pyrunc, bundle, cid, tmp_path, host, caller, step, mode):
+    _counter(pyrunc, bundle, cid, tmp_path)
+    (res,) = caller({"argv": pyrunc.cmd("checkpoint", "--image-path", str(tmp_path / "images"), cid),
+                     "env": crash_env("checkpoint", step, mode)})
+    assert_crashed(res, mode)
+    if step == "dumped":
+        wait_for(lambda: not cgroup_processes(cid), what="criu to have ended the container's processes")
+    assert status_after(pyrunc, caller, cid) == CHECKPOINT_STATUS.get(step, "running")
+    assert not cgroup_processes(cid)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("step", crash.STEPS["restore"])
+def test_restore_killed_at_each_step(pyrunc, bundle, cid, tmp_path, host, caller, step, mode):
+    """Killed while restoring: whatever criu had restored runs in the container's cgroup,
+    where `delete -f` finds it even before its pid is in the state."""
+    _counter(pyrunc, bundle, cid, tmp_path)
+    images = str(tmp_path / "images")
+    pyrunc("checkpoint", "--image-path", images, cid)
+    (res,) = caller({"argv": pyrunc.cmd("restore", "-d", "-b", str(bundle.path), "--image-path", images, cid),
+                     "env": crash_env("restore", step, mode)})
+    assert_crashed(res, mode)
+    assert status_after(pyrunc, caller, cid) == ("running" if step == "state-written" else "stopped")
+    assert not cgroup_processes(cid)
+    stopped(tmp_path / "data")
 
 
 def test_every_step_is_a_known_one():

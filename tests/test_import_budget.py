@@ -24,7 +24,9 @@ ALWAYS_FORBIDDEN = {"typing", "dataclasses", "shutil", "subprocess", "argparse",
                     # `explain` alone reads what create would do (its modules, the foreseen cgroup view)
                     "pyrunc.explain", "pyrunc.cli.explain", "pyrunc.cgroups.foresee",
                     # the man pages' and completion's generator runs at set-up time only
-                    "pyrunc.cli.docgen"}
+                    "pyrunc.cli.docgen",
+                    # criu's code only for checkpoint and restore (and check, features)
+                    "pyrunc.criu", "pyrunc.criu.binary", "pyrunc.criu.options", "pyrunc.cli.checkpoint"}
 # the status commands do not even load the spec, native code, or (for a container
 # without hooks) the hook runner
 LIGHT_FORBIDDEN = ALWAYS_FORBIDDEN | {"pyrunc.spec.plan", "pyrunc.syscalls._native", "pyrunc.hooks"}

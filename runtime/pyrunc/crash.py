@@ -1,4 +1,4 @@
-"""The named steps of create, start, exec, kill and delete: with --debug each is logged with
+"""The named steps of create, start, exec, kill, delete, checkpoint and restore: with --debug each is logged with
 its duration and the config.json field it carries out (log.step), and they are the crash
 points at which a test makes the runtime die, to show that `delete -f` cleans up after a
 runtime killed at any step.
@@ -47,6 +47,14 @@ STEPS: dict[str, dict[str, str]] = {
     "kill": {"loaded": "state.json", "signalled": "process"},
     "delete": {"loaded": "state.json", "init-killed": "process", "cgroup-removed": "linux.cgroupsPath",
                "files-removed": "state.json"},
+    "checkpoint": {"loaded": "state.json",          # the container's state read
+                   "dumping": "--image-path",       # descriptors.json written, criu about to run
+                   "dumped": "--image-path"},       # criu done (the container's processes gone), state not yet removed
+    "restore": {"state-dir": "annotations",         # state.json says "creating": creator, planned cgroup
+                "cgroup": "linux.cgroupsPath",      # cgroup directories made
+                "restoring": "--image-path",        # criu about to run
+                "restored": "process",              # criu done: the tree runs in the cgroup, its pid not yet in the state
+                "state-written": "state.json"},     # state.json complete: pid and its start time
 }
 EXIT_STATUS = 86
 _AT = fs.getenv("PYRUNC_CRASH_AT")

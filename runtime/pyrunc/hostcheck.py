@@ -27,9 +27,10 @@ def _read(path: str) -> str | None:
 
 # ---- the host ------------------------------------------------------------------------------------
 
-def host() -> list[Fact]:
+def host(criu: str | None = None) -> list[Fact]:
+    """``criu``: the global --criu, else the one checkpoint and restore would find."""
     return [_cgroups(), _seccomp(), _userns(), _idmap(), _openat2(), _clone3(), _pidfd(), _overlayfs(),
-            _systemd(), _criu(), *_lsms()]
+            _systemd(), _criu(criu), *_lsms()]
 
 
 def _cgroups() -> Fact:
@@ -118,12 +119,14 @@ def _systemd() -> Fact:
     return OK, "systemd", "running, with its D-Bus system bus: --systemd-cgroup puts containers in transient scopes"
 
 
-def _criu() -> Fact:
-    for d in fs.exec_path():
-        path = fs.join(d, "criu")
-        if posix.access(path, posix.X_OK):
-            return OK, "criu", f"{path} (pyrunc does not checkpoint or restore yet)"
-    return NO, "criu", "not on PATH (pyrunc does not checkpoint or restore yet)"
+def _criu(explicit: str | None) -> Fact:
+    from pyrunc.criu.binary import CriuError, usable
+
+    try:
+        path, ver = usable(explicit)
+    except CriuError as exc:
+        return NO, "criu", f"{exc}: checkpoint and restore fail"
+    return OK, "criu", f"{path} version {ver}, `criu check` passes: checkpoint and restore work"
 
 
 def _lsms() -> list[Fact]:

@@ -39,6 +39,7 @@ ALLOWED = {
     # remove a never-started container with a plain delete
     "delete": {"stopped", "created"},
     "update": {"created", "running", "paused"},
+    "checkpoint": {"running", "paused"},  # containerd pauses a task around its checkpoint
 }
 
 
@@ -89,13 +90,9 @@ def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup
     from pyrunc.cgroups.delegate import owner as delegation_owner
 
     if pid_file:
-        _check_pid_file_dir(pid_file)
+        check_pid_file_dir(pid_file)
     cg = cgroup_for(plan, systemd_cgroup=systemd_cgroup, rootless=rootless)
-    cg.plan()
-    me = posix.getpid()
-    data = {"id": plan.id, "bundle": plan.bundle, "rootfs": plan.rootfs, "created": _now(),
-            "owner": _owner(), "annotations": plan.config.get("annotations") or {},
-            "creator": [me, st.pid_start_time(me)], "cgroup": cg.to_state()}
+    data = first_state(plan, cg)
     hooks = _config_hooks(plan)
     later = hooks.saved(plan.config) if hooks is not None else {}
     if later:
@@ -109,7 +106,7 @@ def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup
             notify.make_dir(c.dir_fd)
         if hooks is not None:
             hooks.on_create(undo, c, plan.config)
-        _save_config(c, plan.config)
+        save_config(c, plan.config)
         undo.callback(cg.discard)  # what this create made; `delete -f` of a crash destroys the lot
         with context("linux.cgroupsPath"):
             cg.create()
@@ -146,6 +143,16 @@ def create(root: str, plan: Plan, *, pid_file: str | None = None, systemd_cgroup
         undo.pop_all()
     posix.close(fifo_fd)
     return c
+
+
+def first_state(plan: Plan, cg) -> dict:
+    """What state.json says before anything exists: the creator (us, while we live) and
+    the cgroup directories about to be made (cg.plan() lists them)."""
+    cg.plan()
+    me = posix.getpid()
+    return {"id": plan.id, "bundle": plan.bundle, "rootfs": plan.rootfs, "created": _now(),
+            "owner": _owner(), "annotations": plan.config.get("annotations") or {},
+            "creator": [me, st.pid_start_time(me)], "cgroup": cg.to_state()}
 
 
 def _spawn(plan: Plan, c: st.Container, cg, fifo_fd: int, undo: Undo) -> tuple[int, Channel]:
@@ -238,7 +245,7 @@ def _owner() -> str:
     return "" if posix.geteuid() == 0 else str(posix.geteuid())
 
 
-def _save_config(c: st.Container, config: dict) -> None:
+def save_config(c: st.Container, config: dict) -> None:
     """Later commands (exec, hooks, delete) read the config the container was created from."""
     from pyrunc import jsonio
 
@@ -248,7 +255,7 @@ def _save_config(c: st.Container, config: dict) -> None:
         f.write(jsonio.dumps(config))
 
 
-def _check_pid_file_dir(path: str) -> None:
+def check_pid_file_dir(path: str) -> None:
     d = fs.dirname(fs.abspath(path))
     if not fs.isdir(d):
         raise PyruncError(f"--pid-file {path}: directory {d} does not exist")

@@ -28,6 +28,8 @@ COMMANDS = {
     "update": ("update", "change a container's cgroup limits"),
     "events": ("events", "print container stats and OOM events as JSON"),
     "ps": ("ps", "list the processes in a container's cgroup"),
+    "checkpoint": ("checkpoint", "checkpoint a running container with criu"),
+    "restore": ("restore", "restore a container from a checkpoint image with criu"),
 }
 
 GLOBAL_FLAGS = [
@@ -44,6 +46,7 @@ class Globals:
         self.systemd_cgroup: bool = opts["systemd_cgroup"]
         self.rootless: str = opts["rootless"]
         self.debug: bool = opts["debug"]
+        self.criu: str | None = opts["criu"]  # runc's --criu PATH
 
     @property
     def root(self) -> str:

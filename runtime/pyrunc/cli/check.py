@@ -17,7 +17,7 @@ def _lines(title: str, facts: list[hostcheck.Fact]) -> list[str]:
 
 def main(cmd: str, g, argv: list[str]) -> int:
     opts, _ = parse([Flag("--bundle,-b", STR)], argv)
-    out = _lines("host", hostcheck.host())
+    out = _lines("host", hostcheck.host(g.criu))
     missing = 0
     if opts["bundle"]:
         facts = hostcheck.bundle(opts["bundle"])

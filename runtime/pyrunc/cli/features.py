@@ -8,7 +8,7 @@ from pyrunc.cli.args import parse
 from pyrunc.spec import HOOK_KINDS
 
 
-def features() -> dict:
+def features(criu: str | None = None) -> dict:
     from pyrunc.linux import confine
     from pyrunc.spec import mountopts, procattrs
     from pyrunc.syscalls.consts import NAMESPACE_FLAGS
@@ -25,8 +25,22 @@ def features() -> dict:
             **procattrs.features(),
             **confine.features(),
         },
-        "annotations": {"org.opencontainers.runtime-spec.version": "1.3.0"},
+        "annotations": {"org.opencontainers.runtime-spec.version": "1.3.0",
+                        CHECKPOINT_ANNOTATION: _checkpoint(criu)},
     }
+
+
+CHECKPOINT_ANNOTATION = "io.github.pyrunc.checkpoint"  # checkpoint/restore: criu's version, or why not
+
+
+def _checkpoint(criu: str | None) -> str:
+    from pyrunc.criu.binary import CriuError, usable
+
+    try:
+        path, version = usable(criu)
+    except CriuError as exc:
+        return f"unavailable: {exc}"
+    return f"criu {version} ({path})"
 
 
 def _idmap() -> bool:
@@ -36,5 +50,5 @@ def _idmap() -> bool:
 
 def main(cmd: str, g, argv: list[str]) -> int:
     parse([], argv)
-    sys.stdout.write(json.dumps(features(), indent=2) + "\n")
+    sys.stdout.write(json.dumps(features(g.criu), indent=2) + "\n")
     return 0

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from pyrunc.spec.plan import Plan
 
 WHO = {"parent": "pyrunc create", "child": "create's first child", "init": "the container's init",
-       "start": "pyrunc start", "delete": "pyrunc delete"}
+       "start": "pyrunc start", "delete": "pyrunc delete",
+       "criu": "pyrunc checkpoint and restore: what criu is told"}
 SAME, DIFFERS, UNVERIFIED = "same", "differs", "unverified"
 
 
@@ -93,8 +94,16 @@ def build(plan: Plan, cg, *, rootless: bool, look=None) -> Report:
     exe, env = process.become(r, tree)
     # start, then delete
     process.start_and_delete(r, exe, env)
+    _criu(r)
     r.tree = tree
     return r
+
+
+def _criu(r: Report) -> None:
+    from pyrunc.criu.options import described
+
+    for path, text in described(r.plan, r.cg):
+        r.add("criu", "checkpoint", "criu", path, text)
 
 
 def explain_bundle(g, bundle: str, cid: str, opts: dict) -> Report:
