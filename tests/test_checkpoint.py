@@ -387,4 +387,5 @@ def test_help_answers_podmans_probe(pyrunc):
     """podman runs `RUNTIME checkpoint --help` and takes exit 0 for checkpoint support."""
     for cmd in ("checkpoint", "restore"):
         res = pyrunc(cmd, "--help")
-        assert res.returncode == 0 and res.stdout.startswith(f"pyrunc {cmd}: ")
+        assert res.returncode == 0 and res.stdout.startswith(f"NAME:\n   pyrunc {cmd} - ")
+        assert "--image-path" in res.stdout

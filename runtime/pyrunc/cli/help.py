@@ -40,6 +40,10 @@ USAGE: dict[str, tuple[str, str]] = {
     "events": (ID, "Prints the container's resource statistics and OOM events as JSON, every --interval."),
     "ps": (f"{ID} [ps options]", "Lists the processes of the container: a table from ps(1), or with\n"
                                  "--format json the array of their host pids."),
+    "checkpoint": (ID, "criu dumps the running (or paused) container into --image-path; without\n"
+                       "--leave-running or --pre-dump the container is gone after."),
+    "restore": (ID, "Makes a container from the bundle and a checkpoint image (--image-path). In the\n"
+                    "foreground it waits for the restored init, as run does; with --detach it returns."),
     "help": ("[command]", "Shows the commands, or the help of one command."),
 }
 
@@ -92,6 +96,23 @@ FLAG_HELP = {
     "blkio_weight": "block I/O weight, 10 to 1000",
     "l3_cache_schema": "Intel RDT L3 cache schema (resctrl)",
     "mem_bw_schema": "Intel RDT memory bandwidth schema (resctrl)",
+    "image_path": "the checkpoint image directory (default: ./checkpoint)",
+    "work_path": "where criu writes its logs and work files (default: the image path)",
+    "parent_path": "the image of a previous --pre-dump, relative to the image path",
+    "leave_running": "leave the container running after the checkpoint",
+    "pre_dump": "dump only the memory, leaving the container running (for a later --parent-path)",
+    "tcp_established": "allow open TCP connections",
+    "ext_unix_sk": "allow external unix sockets",
+    "shell_job": "allow a shell job (the container's terminal)",
+    "file_locks": "handle file locks",
+    "lazy_pages": "leave the memory pages to be fetched on demand (criu's lazy pages)",
+    "status_fd": "an fd to write to when the dump is done (with --lazy-pages)",
+    "page_server": "ADDRESS:PORT of a criu page server",
+    "manage_cgroups_mode": "criu's cgroup mode: soft, full, strict or ignore",
+    "empty_ns": "a namespace to leave empty in the image (network)",
+    "auto_dedup": "deduplicate the memory images against the parent's",
+    "lsm_profile": "TYPE:NAME, the LSM profile of the restored process",
+    "lsm_mount_context": "the SELinux mount context of the restored mounts",
 }
 
 # (names, the value's name or "", help), as printed under GLOBAL OPTIONS
@@ -102,7 +123,7 @@ GLOBAL: list[tuple[list[str], str, str]] = [
     (["--root"], "DIR", "where containers' state is kept (default: /run/pyrunc)"),
     (["--systemd-cgroup"], "", "make cgroups through systemd (cgroupsPath is slice:prefix:name)"),
     (["--rootless"], "true|false|auto", "run as a user without privileges (default: auto)"),
-    (["--criu"], "PATH", "accepted for runc's callers; checkpoint and restore are not implemented"),
+    (["--criu"], "PATH", "the criu binary for checkpoint and restore (default: /usr/local/sbin/criu, else PATH)"),
     (["--help", "-h"], "", "show help"),
     (["--version", "-v"], "", "print the version"),
 ]
