@@ -115,7 +115,12 @@ class Channel:
 
     def _recv(self, expected: tuple[str, ...], nfds: int) -> tuple[dict, list[int]]:
         self.wait(expected)
-        raw, fds, _flags, _addr = socket.recv_fds(self.sock, MAX_MSG + 1, 1, socket.MSG_CMSG_CLOEXEC)
+        try:
+            raw, fds, _flags, _addr = socket.recv_fds(self.sock, MAX_MSG + 1, 1, socket.MSG_CMSG_CLOEXEC)
+        except ConnectionResetError:
+            # The child exited leaving a message of ours unread: the kernel reports that first,
+            # once; what the child sent before (its error) is still queued behind it.
+            raw, fds, _flags, _addr = socket.recv_fds(self.sock, MAX_MSG + 1, 1, socket.MSG_CMSG_CLOEXEC)
         try:
             msg = self.decode(raw, expected)
             if len(fds) != nfds:
