@@ -155,6 +155,14 @@ class SystemdCgroupManager(CgroupManager):
             if self.makes_dir(key):
                 self._mkdirs(key, d)
 
+    def check_joinable(self) -> None:
+        """Creating, the scope is ours to start: processes in a scope of that name (another
+        container's) are not a warning of ours, systemd refuses the unit (UnitExists)."""
+        if self.owned is False:
+            self.found = frozenset()
+            return
+        super().check_joinable()
+
     def fork_into(self, ns_flags: int = 0) -> tuple[int, bool, int]:
         """Creating, the scope does not exist before its first process: a plain fork, then
         join(). Later (exec), the scope's cgroup2 directory is there to be born in."""
