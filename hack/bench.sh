@@ -14,7 +14,7 @@
 # Targets are read off the table: a benchmark, never a test, nothing here asserts time.
 #
 # Two bundles, every operation timed on each: hack/mkbundle.sh's ("mkbundle": pyrunc's
-# `spec`, which adds a cgroup namespace on a v2 host only and no ambient capabilities) and
+# default config with a cgroup namespace, no ambient capabilities) and
 # runc's own default ("runc-spec": `runc spec` with args `true` and no terminal, ociVersion
 # 1.0.2-dev, ambient capabilities without inheritable ones), on the same busybox rootfs.
 # BENCH_BUNDLES="mkbundle" (or "runc-spec") times one of them only; PYRUNC=PATH times another
