@@ -30,19 +30,26 @@ def main(cmd: str, g, argv: list[str]) -> int:
             if not c.removed:  # a failed hook has already destroyed it
                 lifecycle.delete(c, force=True)
             raise
-        pid = c.pid
-        c.close()
-        if opts["detach"]:
-            return 0
-        if master is None:
-            status = wait(pid)
-        else:
-            from pyrunc.linux.terminal import relay
-            block_signals()  # before relay starts its threads
-            status = relay(master, lambda on_winch: wait(pid, on_winch))
-        if not opts["keep"]:
-            lifecycle.delete(st.load(g.root, cid), force=True)
-        return status
+        return foreground(g, c, master, detach=opts["detach"], keep=opts["keep"])
+
+
+def foreground(g, c: st.Container, master: int | None, *, detach: bool, keep: bool = False) -> int:
+    """After run's (or restore's) start: unless detached, relay signals (and the pty's
+    ``master``) to the container's init until it exits, delete it unless ``keep``, and
+    return its status."""
+    pid, cid = c.pid, c.id
+    c.close()
+    if detach:
+        return 0
+    if master is None:
+        status = wait(pid)
+    else:
+        from pyrunc.linux.terminal import relay
+        block_signals()  # before relay starts its threads
+        status = relay(master, lambda on_winch: wait(pid, on_winch))
+    if not keep:
+        lifecycle.delete(st.load(g.root, cid), force=True)
+    return status
 
 
 def _create(g, cid: str, opts: dict, detach: bool) -> tuple[st.Container, int | None]:

@@ -8,8 +8,8 @@ from pyrunc import fs, lifecycle
 from pyrunc import state as st
 from pyrunc.cli.args import STR, Flag, one_id, parse
 from pyrunc.cli.checkpoint import SHARED
+from pyrunc.cli.create import foreground
 from pyrunc.errors import PyruncError, context
-from pyrunc.process.children import block_signals, wait
 
 FLAGS = SHARED + [Flag("--bundle,-b", STR, "."), Flag("--console-socket", STR), Flag("--detach,-d"),
                   Flag("--pid-file", STR), Flag("--no-subreaper"), Flag("--no-pivot"), Flag("--lsm-profile", STR),
@@ -41,18 +41,7 @@ def main(cmd: str, g, argv: list[str]) -> int:
             if slave is not None:
                 posix.close(slave)
         master = console.created() if console is not None else None
-        pid = c.pid
-        c.close()
-        if opts["detach"]:
-            return 0
-        if master is None:
-            status = wait(pid)
-        else:
-            from pyrunc.linux.terminal import relay
-            block_signals()
-            status = relay(master, lambda on_winch: wait(pid, on_winch))
-        lifecycle.delete(st.load(g.root, cid), force=True)
-        return status
+        return foreground(g, c, master, detach=opts["detach"])
 
 
 def _terminal(config: dict, opts: dict):
