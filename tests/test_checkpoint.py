@@ -132,9 +132,9 @@ def test_pipes_round_trip(pyrunc, bundle, cid, tmp_path):
     os.close(r2)
 
 
-def test_terminal_round_trip(pyrunc, bundle, cid, tmp_path):
-    """process.terminal with --shell-job: restore sends a new pty master to --console-socket
-    and the restored program writes to its slave."""
+def _terminal_checkpointed(pyrunc, bundle, cid: str, tmp_path):
+    """A counter with a terminal, run, seen counting on its pty, then checkpointed with
+    --shell-job: (its data file, the image path, the last number before the checkpoint)."""
     data = tmp_path / "data"
     counter_bundle(bundle, data)
     bundle.config["process"]["terminal"] = True
@@ -146,6 +146,13 @@ def test_terminal_round_trip(pyrunc, bundle, cid, tmp_path):
     pyrunc("checkpoint", "--shell-job", "--image-path", str(images), cid)
     last = stopped(data)[-1]
     first.close()
+    return data, images, last
+
+
+def test_terminal_round_trip(pyrunc, bundle, cid, tmp_path):
+    """process.terminal with --shell-job: restore sends a new pty master to --console-socket
+    and the restored program writes to its slave."""
+    data, images, last = _terminal_checkpointed(pyrunc, bundle, cid, tmp_path)
     second = ConsoleReceiver(str(tmp_path / "c2.sock"))
     pyrunc("restore", "-d", "--shell-job", "--console-socket", second.path, "-b", str(bundle.path),
            "--image-path", str(images), cid)
@@ -322,17 +329,7 @@ def test_bad_checkpoint_flags(pyrunc, bundle, cid, tmp_path, args, needle):
 def test_terminal_restored_in_the_foreground(pyrunc, bundle, cid, tmp_path):
     """Without -d and --console-socket, restore keeps the new pty's master and relays it to
     its own stdout, as `run` does; it exits with the init's status once it is killed."""
-    data = tmp_path / "data"
-    counter_bundle(bundle, data)
-    bundle.config["process"]["terminal"] = True
-    bundle.write()
-    first = ConsoleReceiver(str(tmp_path / "c1.sock"))
-    pyrunc("run", "-d", "--console-socket", first.path, "-b", str(bundle.path), cid)
-    _read_numbers(first.master(), 3)
-    images = tmp_path / "images"
-    pyrunc("checkpoint", "--shell-job", "--image-path", str(images), cid)
-    last = stopped(data)[-1]
-    first.close()
+    data, images, last = _terminal_checkpointed(pyrunc, bundle, cid, tmp_path)
     out = tmp_path / "out"
     with open(out, "wb") as f:
         fg = subprocess.Popen(pyrunc.cmd("restore", "--shell-job", "-b", str(bundle.path), "--image-path", str(images),
