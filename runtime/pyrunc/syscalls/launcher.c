@@ -28,11 +28,9 @@ struct head {
     int32_t fifo_fd;      /* >= 0: wait for a byte on it first */
     int32_t report_fd;    /* >= 0: failures go there as a JSON "error" message */
     int32_t label_fd[2];  /* >= 0: the exec attribute to write label[i] to, opened by launch.py */
-    uint32_t close_from;  /* unused: launch.py marked our fds close-on-exec before any filter */
     uint32_t seccomp_flags;
     uint32_t bpf_len;     /* bytes of BPF after the head; 0: no filter (or one in place already) */
     uint32_t nargv, nenv, nerr;
-    uint32_t reserved;
     uint64_t caps[4];     /* effective, permitted, inheritable, ambient */
 };
 /* After the BPF, NUL-terminated: path, argv[nargv], envp[nenv], prefix[NPREFIX] (what
