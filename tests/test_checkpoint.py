@@ -47,6 +47,14 @@ def detached(pyrunc, *args: str, stdin: int = subprocess.DEVNULL, stdout: int = 
         pytest.fail(f"pyrunc {' '.join(args)} exited {proc.returncode}: {err}")
 
 
+def counting(pyrunc, bundle, cid: str, data: Path) -> None:
+    """The counter container, run detached (stdio on /dev/null) until it has counted to 3."""
+    counter_bundle(bundle, data)
+    pyrunc.ids.add(cid)
+    detached(pyrunc, "run", "-d", "-b", str(bundle.path), cid)
+    wait_count(data, 3)
+
+
 def dying(pid: int) -> bool:
     """Gone, a zombie, or exiting (a process that closes a pty nobody reads sleeps a while
     in its exit, PF_EXITING set)."""
@@ -69,10 +77,7 @@ def finish(pyrunc, cid: str) -> None:
 
 def test_devnull_round_trip(pyrunc, bundle, cid, tmp_path):
     data = tmp_path / "data"
-    counter_bundle(bundle, data)
-    pyrunc.ids.add(cid)
-    detached(pyrunc, "run", "-d", "-b", str(bundle.path), cid)
-    wait_count(data, 3)
+    counting(pyrunc, bundle, cid, data)
     images = tmp_path / "images"
     pyrunc("checkpoint", "--image-path", str(images), cid)
     assert pyrunc.list_ids() == [], "the checkpointed container is gone, as with runc"
@@ -297,10 +302,7 @@ def test_flags_passed_to_criu(pyrunc, bundle, cid, tmp_path):
     know), --manage-cgroups-mode full restores the cgroup's properties, and restore's
     --pid-file gets the restored init's pid."""
     data = tmp_path / "data"
-    counter_bundle(bundle, data)
-    pyrunc.ids.add(cid)
-    detached(pyrunc, "run", "-d", "-b", str(bundle.path), cid)
-    wait_count(data, 3)
+    counting(pyrunc, bundle, cid, data)
     flags = ("--tcp-established", "--ext-unix-sk", "--file-locks", "--auto-dedup", "--manage-cgroups-mode", "full")
     images = tmp_path / "images"
     pyrunc("checkpoint", "--image-path", str(images), "--work-path", str(tmp_path / "work"), *flags, cid)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from criuhelp import COUNTER, continued, counter_bundle, need_criu, stopped, wait_count
-from test_checkpoint import detached, finish, restored
+from test_checkpoint import counting, detached, finish, restored
 
 pytestmark = pytest.mark.usefixtures("criu")
 
@@ -163,10 +163,7 @@ def test_pre_dump_then_dump_with_parent(pyrunc, bundle, cid, tmp_path):
     parent (criu writes only what changed since) and restores as a whole. A kernel without
     dirty-page tracking cannot pre-dump: one line saying so, the container untouched."""
     data = tmp_path / "data"
-    counter_bundle(bundle, data)
-    pyrunc.ids.add(cid)
-    detached(pyrunc, "run", "-d", "-b", str(bundle.path), cid)
-    wait_count(data, 3)
+    counting(pyrunc, bundle, cid, data)
     pre = tmp_path / "pre"
     res = pyrunc("checkpoint", "--pre-dump", "--image-path", str(pre), cid, check=False)
     assert pyrunc.state(cid)["status"] == "running"
