@@ -147,15 +147,19 @@ rss exec true exec bench-state@ID@ true
 "$py" - "$work/results" "$work/rss" <<'PY'
 import json, pathlib, statistics, sys
 head = (f"{'operation':<20}{'pyrunc ms':>10}{'runc ms':>9}{'ratio':>7}{'floor':>7}{'above floor':>12}"
-        f"{'runc work':>10}{'target':>8}")
+        f"{'runc work':>10}{'target':>8}{'cpu ratio':>10}")
 for kind in sorted(pathlib.Path(sys.argv[1]).iterdir()):
     ratios: dict[str, list[float]] = {}
+    cpu_ratios: dict[str, list[float]] = {}  # CPU time (user + system) pyrunc/runc
     print(f"== bundle: {kind.name}")
     for rnd in sorted(kind.iterdir(), key=lambda p: int(p.name)):
         print(head)
         for f in sorted(rnd.glob("*.json")):
-            res = {r["command"]: r["median"] * 1000 for r in json.loads(f.read_text())["results"]}
+            rows = json.loads(f.read_text())["results"]
+            res = {r["command"]: r["median"] * 1000 for r in rows}
+            cpu = {r["command"]: r["cpu_median"] for r in rows}
             ratios.setdefault(f.stem, []).append(res["pyrunc"] / res["runc"])
+            cpu_ratios.setdefault(f.stem, []).append(cpu["pyrunc"] / cpu["runc"])
             if f.stem == "seq100":
                 print(f"{'100 x run (s)':<20}{res['pyrunc'] / 1000:>10.2f}{res['runc'] / 1000:>9.2f}"
                       f"{res['pyrunc'] / res['runc']:>7.2f}")
@@ -163,12 +167,13 @@ for kind in sorted(pathlib.Path(sys.argv[1]).iterdir()):
             above, work = res["pyrunc"] - res["floor"], res["runc"] - res["runc-version"]
             met = "met" if above <= work + 1.5 else f"+{above - work - 1.5:.1f}"
             print(f"{f.stem:<20}{res['pyrunc']:>10.1f}{res['runc']:>9.1f}{res['pyrunc'] / res['runc']:>7.2f}"
-                  f"{res['floor']:>7.1f}{above:>12.1f}{work:>10.1f}{met:>8}")
+                  f"{res['floor']:>7.1f}{above:>12.1f}{work:>10.1f}{met:>8}{cpu['pyrunc'] / cpu['runc']:>10.2f}")
         print()
     if len(next(iter(ratios.values()))) > 1:
-        print(f"{'operation':<20}{'median ratio':>13}   per round ({kind.name})")
+        print(f"{'operation':<20}{'median ratio':>13}{'cpu ratio':>10}   per round ({kind.name})")
         for name, rs in sorted(ratios.items()):
-            print(f"{name:<20}{statistics.median(rs):>13.2f}   {' '.join(f'{r:.2f}' for r in rs)}")
+            print(f"{name:<20}{statistics.median(rs):>13.2f}{statistics.median(cpu_ratios[name]):>10.2f}   "
+                  f"{' '.join(f'{r:.2f}' for r in rs)}")
         print()
 rss = pathlib.Path(sys.argv[2])
 print(f"{'peak RSS (MiB)':<20}{'pyrunc':>10}{'runc':>9}")
