@@ -16,9 +16,14 @@ from helpers import Bundle, wait_for
 COUNTER = "i=0; while :; do i=$((i+1)); echo $i >> /data/count; echo $i; sleep 0.1; done"
 
 
+def criu_path() -> str | None:
+    """The criu pyrunc runs: /usr/local/sbin's (hack/criu-setup.sh's), else the one on PATH."""
+    return shutil.which("criu", path="/usr/local/sbin:" + os.environ.get("PATH", ""))
+
+
 def usable_criu() -> str | None:
     """Why criu cannot be used here, or None (what `pyrunc check` says, found the same way)."""
-    criu = shutil.which("criu", path="/usr/local/sbin:" + os.environ.get("PATH", ""))
+    criu = criu_path()
     if criu is None:
         return "criu is not installed (hack/criu-setup.sh installs it)"
     done = subprocess.run([criu, "check"], capture_output=True, text=True, timeout=60)

@@ -10,6 +10,10 @@ Where each kind runs (runtime-spec 1.3):
     poststart        start, after execve      runtime     runtime            running
     poststop         delete (or failed create) runtime    runtime            stopped
 
+restore runs prestart and createRuntime as runc does: as criu's child (criu/actions.py) once
+criu has made the restored tree's namespaces, with the restored init's pid; poststop runs on a
+failed restore and on delete, as after create; the other kinds never run for it.
+
 The runner is plain posix.posix_spawn + poll on a pidfd: it imports nothing new,
 so the init can use it after pivot_root, when the host's modules are out of reach.
 """
@@ -30,8 +34,10 @@ _OUTPUT_LIMIT = 4096  # bytes of a failed hook's output kept for the error messa
 
 # kind -> (who runs it, when): the table above, for `explain`
 WHEN = {
-    "prestart": ("parent", "create, once the init has its mounts, in the runtime's namespaces (deprecated)"),
-    "createRuntime": ("parent", "create, once the init has its mounts, in the runtime's namespaces"),
+    "prestart": ("parent", "create, once the init has its mounts (restore: once criu has made the namespaces), "
+                           "in the runtime's namespaces (deprecated)"),
+    "createRuntime": ("parent", "create, once the init has its mounts (restore: once criu has made the "
+                                "namespaces), in the runtime's namespaces"),
     "createContainer": ("init", "create, in the container's namespaces before pivot_root, in the rootfs"),
     "startContainer": ("init", "start, in the container, just before the program is executed"),
     "poststart": ("start", "start, once the program runs, in the runtime's namespaces"),
@@ -209,14 +215,17 @@ def on_create(undo, c, config: dict) -> None:
     """create, right after the state dir exists (its state keeps saved(config) from the
     start): make a failed create end like a delete (runtime.md lifecycle: "continue at
     step 12", so poststop runs)."""
-    later = saved(config)
-    if not later:
-        return
     if _has_sync(config):
         posix.mkfifo(SYNC_FIFO, 0o600, dir_fd=c.dir_fd)
-    if "poststop" in later:
-        undo.callback(lambda: run_warn("poststop", later["poststop"],
-                                       _state(c.data, c.id, "stopped", c.data.get("pid", 0))))
+    poststop_on_failure(undo, c)
+
+
+def poststop_on_failure(undo, c) -> None:
+    """create and restore, once the state dir exists: if they fail, poststop (saved in the
+    state) runs once the rest is undone, as after a delete."""
+    poststop = (c.data.get("hooks") or {}).get("poststop")
+    if poststop:
+        undo.callback(lambda: run_warn("poststop", poststop, _state(c.data, c.id, "stopped", c.data.get("pid", 0))))
 
 
 def create_runtime(chan, plan, c, init_pid: int) -> None:
@@ -225,9 +234,7 @@ def create_runtime(chan, plan, c, init_pid: int) -> None:
     if not _needs_parent(plan.config):
         return
     chan.recv("hooks")
-    state = _state(c.data, c.id, "creating", init_pid)
-    run("prestart", of(plan.config, "prestart"), state)
-    run("createRuntime", of(plan.config, "createRuntime"), state)
+    prestart_create_runtime(plan.config, c.data, c.id, init_pid)
     if not _has_sync(plan.config):
         chan.send("hooks-done")
         return
@@ -237,6 +244,14 @@ def create_runtime(chan, plan, c, init_pid: int) -> None:
         chan.send_fd("hooks-done", fd)
     finally:
         posix.close(fd)
+
+
+def prestart_create_runtime(config: dict, data: dict, cid: str, init_pid: int) -> None:
+    """prestart, then createRuntime, in the runtime's namespaces with the state "creating":
+    create's parent, and restore once criu has made the namespaces (criu/actions.py)."""
+    state = _state(data, cid, "creating", init_pid)
+    run("prestart", of(config, "prestart"), state)
+    run("createRuntime", of(config, "createRuntime"), state)
 
 
 def create_container(plan, chan) -> int | None:

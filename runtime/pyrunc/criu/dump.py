@@ -12,6 +12,12 @@ from pyrunc.criu.binary import CriuError, tracks_memory
 from pyrunc.criu.run import DUMP_TIMEOUT, criu, image_dir, work_dir
 from pyrunc.errors import PyruncError, UsageError
 
+# A lazy dump serves pages through a pipe criu grows to PIPE_MAX_SIZE pages (F_SETPIPE_SZ,
+# rounded up by the kernel to 4 MiB); past fs.pipe-max-size that needs CAP_SYS_RESOURCE, and
+# criu 4.1 ignores the EPERM, to fail mid-transfer: "page-pipe: splice: -1: Bad file descriptor".
+LAZY_PIPE_SIZE = 4 << 20
+PIPE_MAX_SIZE = "/proc/sys/fs/pipe-max-size"
+
 
 def plan_of(c: st.Container):
     """The Plan of the config the container was created from (its bind mounts, namespaces)."""
@@ -51,6 +57,8 @@ def dump_argv(c: st.Container, plan, opts: dict, images: str, criu_path: str) ->
                             "(criu check --feature mem_dirty_track fails)")
     if opts["leave_running"] and not opts["pre_dump"]:  # a pre-dump leaves it running anyway
         argv.append("--leave-running")
+    if opts["lazy_pages"]:
+        _check_lazy_pipes()
     if opts["page_server"]:
         addr, _, port = opts["page_server"].rpartition(":")
         if not addr or not port.isdigit():
@@ -62,6 +70,19 @@ def dump_argv(c: st.Container, plan, opts: dict, images: str, criu_path: str) ->
         argv += ["--status-fd", str(opts["status_fd"])]
         fds = (opts["status_fd"],)
     return argv, fds
+
+
+def _check_lazy_pipes() -> None:
+    from pyrunc.linux.caps import NAMES
+    from pyrunc.syscalls import calls as sc
+
+    if sc.capget()[0] >> NAMES.index("CAP_SYS_RESOURCE") & 1:
+        return
+    with open(PIPE_MAX_SIZE) as f:
+        limit = int(f.read())
+    if limit < LAZY_PIPE_SIZE:
+        raise CriuError(f"--lazy-pages: criu's page server needs 4 MiB pipes: fs.pipe-max-size is {limit} and "
+                        f"CAP_SYS_RESOURCE is missing (sysctl -w fs.pipe-max-size={LAZY_PIPE_SIZE})")
 
 
 def _has_pages(path: str) -> bool:

@@ -10,7 +10,8 @@ import posix
 
 from pyrunc import crash, fs, lifecycle
 from pyrunc import state as st
-from pyrunc.criu import options, stdio
+from pyrunc.criu import actions, options, stdio
+from pyrunc.criu.binary import CriuError
 from pyrunc.criu.run import RESTORE_TIMEOUT, criu, image_dir, work_dir
 from pyrunc.errors import PyruncError, context
 from pyrunc.undo import Undo
@@ -115,6 +116,9 @@ def restore(root: str, plan, opts: dict, criu_path: str, *, stdio_fds: tuple[int
         lifecycle.check_pid_file_dir(opts["pid_file"])
     cg = lifecycle.cgroup_for(plan, systemd_cgroup=systemd_cgroup, rootless=rootless)
     data = lifecycle.first_state(plan, cg)
+    poststop = (plan.config.get("hooks") or {}).get("poststop")
+    if poststop:  # delete, or a failed restore, runs them (runc's too)
+        data["hooks"] = {"poststop": poststop}
     io = stdio_fds or (0, 1, 2)
     with Undo() as undo:
         argv, fds = restore_argv(plan, opts, images, io)
@@ -124,8 +128,14 @@ def restore(root: str, plan, opts: dict, criu_path: str, *, stdio_fds: tuple[int
             argv += ["--external", f"mnt[{options.CONSOLE}]:{posix.ttyname(stdio_fds[0])}"]
         c = st.create_dir(root, plan.id, data)
         undo.callback(c.remove)
+        if poststop:
+            from pyrunc import hooks
+
+            hooks.poststop_on_failure(undo, c)
         crash.point("restore", "state-dir")
         lifecycle.save_config(c, plan.config)
+        script, env = actions.criu_args(plan.config, c.dir)  # prestart, createRuntime
+        argv += script
         with context("linux.cgroupsPath"):
             cg.create()
         undo.callback(cg.destroy)  # kills whatever criu put in it, too
@@ -141,8 +151,14 @@ def restore(root: str, plan, opts: dict, criu_path: str, *, stdio_fds: tuple[int
         for point, src in options.cgroup_binds(plan, cg):  # the new container's directories
             argv += ["--external", f"mnt[{point}]:{src}"]
         crash.point("restore", "restoring")
-        criu(criu_path, "restore", argv, work, timeout=RESTORE_TIMEOUT, pass_fds=tuple(fds),
-             prepare=lambda: _private_root(plan, cg), stdio=io)
+        try:
+            criu(criu_path, "restore", argv, work, timeout=RESTORE_TIMEOUT, pass_fds=tuple(fds),
+                 prepare=lambda: _private_root(plan, cg), stdio=io, env=env)
+        except CriuError:
+            hook = actions.failure(c.dir) if env is not None else None
+            if hook is not None:
+                raise hook from None  # the hook's own line, not criu's "script failed"
+            raise
         crash.point("restore", "restored")
         if release is not None:
             release()  # the tree is in the scope now

@@ -43,10 +43,11 @@ def work_dir(path: str | None, images: str) -> str:
 
 
 def criu(path: str, action: str, argv: list[str], work: str, *, timeout: float, pass_fds: tuple[int, ...] = (),
-         prepare: Callable[[], None] | None = None, stdio: tuple[int, int, int] | None = None) -> None:
+         prepare: Callable[[], None] | None = None, stdio: tuple[int, int, int] | None = None,
+         env: dict[str, str] | None = None) -> None:
     """criu ACTION ARGV, logging to WORK/ACTION.log; CriuError naming its first error.
     ``prepare`` runs in criu's process before exec (after it is set to die with us);
-    ``stdio``: criu's fds 0-2."""
+    ``stdio``: criu's fds 0-2; ``env``: its environment (None: ours)."""
     from pyrunc.syscalls import calls as sc
 
     log = fs.join(work, f"{action}.log")
@@ -64,7 +65,7 @@ def criu(path: str, action: str, argv: list[str], work: str, *, timeout: float, 
     io = stdio or (subprocess.DEVNULL, subprocess.PIPE, subprocess.PIPE)
     try:
         done = subprocess.run(cmd, stdin=io[0], stdout=io[1], stderr=io[2], text=True, timeout=timeout,
-                              pass_fds=pass_fds, preexec_fn=child)
+                              pass_fds=pass_fds, preexec_fn=child, env=env)
     except subprocess.TimeoutExpired:
         raise CriuError(f"criu {action}: not done within {timeout:g} s: killed (log: {log})") from None
     except subprocess.SubprocessError as exc:  # prepare() failed in the child
