@@ -3,7 +3,10 @@
 # timings per operation; prints each median and the ratio pyrunc/runc. With ROUNDS > 1
 # the whole set runs again and a last table gives each operation's median ratio over the
 # rounds. This VM's speed drifts by 10-20% over a minute, so hack/benchtime.py runs the
-# commands it compares interleaved, once each per round, rather than one after the other.
+# commands it compares interleaved, once each per round, rather than one after the other,
+# in every order in turn; it also gives each command's CPU time (the "cpu ratio" columns),
+# which does not depend on what ran before (see docs/performance.md, issue 30).
+# "run-after-itself" is `run` timed the second of two in a row, as hyperfine would.
 #
 # The same timing also runs the floor, bare `python -I -S -c pass` (the venv's
 # interpreter: no Python program starts sooner), and `runc --version` (runc's own start-up).
@@ -113,6 +116,8 @@ for round in $(seq "$rounds"); do
   out=$work/results/$kind/$round
   mkdir -p "$out"
   bench run run -b "$bundle" bench-run@ID@
+  # the same, each command run twice in a row and the second timed: runc after runc
+  BENCHTIME_REPEAT=2 bench run-after-itself run -b "$bundle" bench-run@ID@
   bench_sh create-start-delete "@RT@ create -b $bundle bench-csd@ID@ && @RT@ start bench-csd@ID@ && @RT@ delete -f bench-csd@ID@"
   # create alone: the container work, without the two extra interpreter start-ups of start and delete
   bench_prepared create "@RT@ delete -f bench-create@ID@" create -b "$bundle" bench-create@ID@

@@ -15,6 +15,10 @@ pyrunc's in every round), so the rounds go through every permutation of the comm
 turn: each follows each other as often. The CPU time (user + system, the command and its
 children, from wait4) is kept beside the wall time: it does not depend on that order.
 
+With REPEAT (BENCHTIME_REPEAT, default 1) above 1, each command runs that many times in a
+row and only the last run is timed: each command then follows itself (hyperfine's way,
+where runc's `run` is at its fastest here).
+
 OUT gets {"results": [{"command": NAME, "median": seconds, "times": [...], "cpu_median": seconds}, ...]}.
 The WARMUP first rounds are not counted. A failing command aborts the benchmark.
 PREPARE must not contain "=" (NAME=PREPARE=COMMAND is split at the first two).
@@ -56,12 +60,14 @@ def main() -> None:
     times: dict[str, list[float]] = {name: [] for name, _, _ in cmds}
     cpu: dict[str, list[float]] = {name: [] for name, _, _ in cmds}
     orders = list(itertools.permutations(cmds))
+    repeat = int(os.environ.get("BENCHTIME_REPEAT", "1"))
     for rnd in range(warmup + runs):
         for name, prepare, argv in orders[rnd % len(orders)]:
-            if prepare:
-                subprocess.run(["sh", "-c", prepare], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               check=False)
-            wall, used = run_once(argv)
+            for _ in range(repeat):
+                if prepare:
+                    subprocess.run(["sh", "-c", prepare], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   check=False)
+                wall, used = run_once(argv)
             if rnd >= warmup:
                 times[name].append(wall)
                 cpu[name].append(used)
