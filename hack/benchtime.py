@@ -10,10 +10,11 @@ differences bench.sh reads cancel it.
 The order matters too, on this VM: a command's wall time depends on what ran just before
 it (runc's `run` took 24 ms after another runc `run` and 29 ms after a bare interpreter,
 with the same CPU time: its threads wait longer for an idle vCPU to wake). A rotation of a
-fixed order lets one command always follow the same other one (it put runc's `run` after
-pyrunc's in every round), so the rounds go through every permutation of the commands in
-turn: each follows each other as often. The CPU time (user + system, the command and its
-children, from wait4) is kept beside the wall time: it does not depend on that order.
+fixed order lets one command nearly always follow the same other one (it put runc's `run`
+after pyrunc's in three rounds of four, never after itself), so the rounds go through
+every permutation of the commands in turn: each follows each other as often. The CPU
+time (user + system, the command and its children, from wait4) is kept beside the wall
+time: it does not depend on that order.
 
 With REPEAT (BENCHTIME_REPEAT, default 1) above 1, each command runs that many times in a
 row and only the last run is timed: each command then follows itself (hyperfine's way,

@@ -16,7 +16,9 @@ ACTION_SCRIPT = __file__.rsplit("/", 1)[0] + "/action-script"
 KINDS = ("prestart", "createRuntime")  # what runc runs on restore
 FAILURE = "hook-failure"  # in the state directory
 # what the script and main() are told; the hooks get the environment without them
-_ENV = {"PYRUNC_PYTHON": sys.executable, "PYRUNC_PATH": __file__.rsplit("/", 3)[0]}
+# PYRUNC_PATH: our own module path (the launcher's entries, the venv's site-packages among
+# them), so that the script's interpreter imports what ours can
+_ENV = {"PYRUNC_PYTHON": sys.executable, "PYRUNC_PATH": ":".join(p for p in sys.path if p)}
 _STATE_DIR = "PYRUNC_STATE_DIR"
 
 
