@@ -1,15 +1,18 @@
-# setuptools needs setup.py to hand cffi_modules to the cffi build hook, and to build the
-# sealed launcher (runtime/pyrunc/syscalls/launcher.c: a static program without libc).
+# setuptools needs setup.py for the two C extensions (the syscall shims and libseccomp's
+# binding, on Python's stable ABI) and to build the sealed launcher
+# (runtime/pyrunc/syscalls/launcher.c: a static program without libc).
 import os
 import subprocess
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-LAUNCHER = "runtime/pyrunc/syscalls/launcher.c"
+SYSCALLS = "runtime/pyrunc/syscalls"
+LAUNCHER = f"{SYSCALLS}/launcher.c"
 FLAGS = ["-static", "-nostdlib", "-no-pie", "-fno-pie", "-O2", "-Wall", "-fno-stack-protector", "-ffreestanding",
          "-fno-builtin", "-fno-tree-loop-distribute-patterns", "-fno-asynchronous-unwind-tables",
          "-Wl,--build-id=none", "-Wl,-z,noexecstack", "-s"]
+ABI3 = {"py_limited_api": True, "define_macros": [("Py_LIMITED_API", "0x030B0000")]}
 
 
 class BuildWithLauncher(build_ext):
@@ -21,5 +24,7 @@ class BuildWithLauncher(build_ext):
                        check=True)
 
 
-setup(cffi_modules=["runtime/pyrunc/syscalls/_build.py:ffi", "runtime/pyrunc/syscalls/_seccomp_build.py:ffi"],
+setup(ext_modules=[Extension("pyrunc.syscalls._native", [f"{SYSCALLS}/native.c"], depends=[f"{SYSCALLS}/rawsys.h"],
+                             **ABI3),
+                   Extension("pyrunc.syscalls._seccomp", [f"{SYSCALLS}/libseccomp.c"], libraries=["seccomp"], **ABI3)],
       cmdclass={"build_ext": BuildWithLauncher})

@@ -1,6 +1,6 @@
 #!/bin/bash
 # setup.sh [--test]: everything pyrunc needs on a fresh Debian 12, as root. Idempotent.
-#   apt packages (busybox-static for rootfs, libseccomp, a compiler for the cffi layer),
+#   apt packages (busybox-static for rootfs, libseccomp, a compiler and Python headers for the C extensions),
 #   a .venv in the checkout with pyrunc installed (editable) and, with --test, what the
 #   test suite drives: runc and crun to compare with, the engine lane's packages
 #   (hack/engines-setup.sh: containerd, podman, conmon, catatonit, buildah, CNI plugins),
@@ -11,7 +11,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "setup.sh: run as root" >&2; exit 1; }
 
-pkgs=(busybox-static libseccomp2 libseccomp-dev libffi-dev gcc iproute2 procps python3 python3-venv python3-dev)
+pkgs=(busybox-static libseccomp2 libseccomp-dev gcc iproute2 procps python3 python3-venv python3-dev)
 if [ "${1:-}" = --test ]; then
   pkgs+=(runc crun uidmap qemu-system-x86 linux-image-amd64
          kmod cpio xz-utils zstd file e2fsprogs golang-go libcap2-bin time man-db)

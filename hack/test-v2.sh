@@ -8,7 +8,7 @@
 # on v2, delete -f kills through cgroup.kill; SIGKILL only, _exit adds nothing there), and
 # checkpoint/restore round trips (stdio on /dev/null, pipes, a terminal; the cgroup and its
 # limits; a pre-dump, as this kernel tracks dirty pages).
-# The containers need the project's venv (its pyrunc script and cffi build);
+# The containers need the project's venv (its pyrunc script and C extensions);
 # PYTHON overrides it. Exits with pytest's status.
 #
 # CONFORMANCE_V2_RESULTS=FILE: in the same boot, also run the conformance

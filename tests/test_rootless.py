@@ -2,7 +2,7 @@
 
 The venv's interpreter lives under /root (not searchable by other users), so
 the user runs pyrunc with the system python3.11 on the same sources and
-site-packages (the cffi extensions are abi3).
+site-packages (the C extensions are abi3).
 """
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ import sys
 
 # The modules outside pyrunc that its commands import; a name missing here is only
 # slower to import. Packages' parents come first.
-STDLIB = ("__future__", "struct", "_json", "resource", "termios", "select", "fcntl", "_cffi_backend")
+STDLIB = ("__future__", "struct", "_json", "resource", "termios", "select", "fcntl")
 _HEADER = 8  # little-endian length of the marshalled index that follows
 
 _standard = builtins.__import__

@@ -1,7 +1,7 @@
 """The cgroup v2 device filter: an eBPF program assembled here and loaded with bpf(2).
 
 Imported only when a v2 device policy is applied. The raw syscall goes through
-the shared cffi layer (syscalls.calls.bpf); the attr structs are packed here.
+the shared syscall layer (syscalls.calls.bpf); the attr structs are packed here.
 """
 from __future__ import annotations
 

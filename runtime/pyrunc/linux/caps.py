@@ -1,8 +1,8 @@
 """Capabilities: config names -> masks (parent), and the five sets applied around the uid switch.
 
-One mechanism: capget/capset and prctl through our cffi layer. python-prctl
-needs libcap, has no ambient call and its table stops at CAP_PERFMON, so it
-could not express what the spec asks for.
+One mechanism: capget/capset and prctl through our syscall layer (syscalls/native.c).
+python-prctl needs libcap, has no ambient call and its table stops at CAP_PERFMON, so
+it could not express what the spec asks for.
 
 Order (capabilities(7), "Effect of user ID changes on capabilities"):
   1. PR_SET_KEEPCAPS and drop the bounding set, while we still are root with

@@ -1,4 +1,4 @@
-"""The syscall boundary: ``calls`` wraps the cffi shims in ``_native``; ``consts`` holds the flags.
+"""The syscall boundary: ``calls`` wraps the C shims in ``_native``; ``consts`` holds the flags.
 
-Nothing outside this package imports ``_native``, cffi or ctypes.
+Nothing outside this package imports ``_native`` or ctypes.
 """

@@ -1,4 +1,4 @@
-/* Raw system calls and the capability step, shared by the cffi layer (_build.py) and the
+/* Raw system calls and the capability step, shared by the syscall shims (native.c) and the
    sealed launcher (launcher.c), which runs without libc. */
 #include <stdint.h>
 
