@@ -86,9 +86,12 @@ def _refusal(what: str, exc: OSError) -> PyruncError:
 
 
 def launch(launcher_fd: int, path: str, args: list[str], env: list[str], c: confine.Confinement,
-           close_from: int, fifo_fd: int = -1, report_fd: int = -1) -> NoReturn:
+           close_from: int, fifo_fd: int = -1, report_fd: int = -1, detach_fd: int = -1) -> NoReturn:
     """Become the launcher, which execs ``path``; with ``fifo_fd``, once `start` wrote a byte
-    to it. ``report_fd``: the channel to the caller (exec), which then reads our failure."""
+    to it. ``report_fd``: the channel to the caller (exec), which then reads our failure.
+    ``detach_fd``: create's channel, over which the launcher answers "created" with
+    "detached" (process/protocol.py) while create saves the state, and reports a failure
+    until then."""
     prefixes = ("launcher: ", "exec.fifo: read: ", "process.apparmorProfile/selinuxLabel: write: ",
                 "linux.seccomp: seccomp: ", "process.capabilities: capset: ", f'exec: "{args[0]}": execve {path}: ')
     labels = c.labels  # (apparmor, selinux) exec attribute: (fd or -1, text)
@@ -97,7 +100,7 @@ def launch(launcher_fd: int, path: str, args: list[str], env: list[str], c: conf
     # them) after its own. The syscalls here come before any filter: an older profile may
     # allow neither close_range nor memfd_create.
     sc.close_range(close_from, flags=_CLOSE_RANGE_CLOEXEC)
-    for fd in (fifo_fd, report_fd, labels[0][0], labels[1][0], data):
+    for fd in (fifo_fd, report_fd, detach_fd, labels[0][0], labels[1][0], data):
         if fd >= 0:
             posix.set_inheritable(fd, True)
     confine.install_early(c)
@@ -109,7 +112,7 @@ def launch(launcher_fd: int, path: str, args: list[str], env: list[str], c: conf
     except ValueError as exc:  # a NUL byte in process.args or process.env
         raise PyruncError(f"process: {exc}") from None
     caps = _carry_capabilities(caps, capmod.bounding_set(c.caps.last))
-    head = pack("<IiiiiIIIII4Q", MAGIC, fifo_fd, report_fd, labels[0][0], labels[1][0],
+    head = pack("<IiiiiiIIIII4Q", MAGIC, fifo_fd, report_fd, detach_fd, labels[0][0], labels[1][0],
                 flags, len(bpf or b""), len(args), len(envp), _ERRNOS, *caps)
     posix.write(data, head + (bpf or b"") + blob)
     # Python ignores these two, and an ignored signal stays ignored through execve.

@@ -20,9 +20,13 @@ expected when anything else arrives, and EOF means every child end is closed
                                                    netDevices; the init waits for it before linux.sysctl)
     child  -> parent seccomp-fd [fd]               the seccomp listener (SCMP_ACT_NOTIFY only), one fd
                                                    in SCM_RIGHTS; any other message carrying fds is refused
-    child  -> parent ready    -                    the init is set up and waits on exec.fifo
+    child  -> parent ready    -                    the init is set up; it becomes the launcher, which
+                                                   waits on exec.fifo (in Python with startContainer
+                                                   or poststart hooks)
     parent -> child  created  -                    state.json is complete: the init may outlive us
-    child  -> parent detached -                    it no longer dies with us (PR_SET_PDEATHSIG 0)
+    child  -> parent detached -                    it no longer dies with us (PR_SET_PDEATHSIG 0);
+                                                   sent by the launcher (launcher.c's detach()), which
+                                                   reports a failure before it as "error"
     child  -> parent error    msg                  setup failed; the child exits
     child  -> parent crash    -                    tests only (crash.py): the runtime dies on reading it
 

@@ -9,11 +9,13 @@
 
    Static, without libc: raw system calls only. Everything it needs comes in one blob
    (fd in argv[1], format below, written by launch.py):
-     exec labels -> the capability sets -> [wait for `start`'s byte on the fifo] -> the
-     seccomp filter -> execve. launch.py has marked our other fds close-on-exec; those we
-     were given (blob, fifo, labels) we close, the channel closes at execve.
-   A failure goes to report_fd as the channel's "error" message when there is one (exec),
-   else to stderr as "pyrunc: <message>"; then exit 1. */
+     exec labels -> the capability sets -> [create's "created"/"detached" exchange] ->
+     [wait for `start`'s byte on the fifo] -> the seccomp filter -> execve.
+   launch.py has marked our other fds close-on-exec; those we were given (blob, fifo,
+   labels, the detach channel) we close, the report channel closes at execve.
+   A failure goes to the runtime as the channel's "error" message while one is open
+   (report_fd: exec; detach_fd until detached: create), else to stderr as
+   "pyrunc: <message>"; then exit 1. */
 #include <stddef.h>
 #include <stdint.h>
 #include <asm/unistd.h>
@@ -27,6 +29,7 @@ struct head {
     uint32_t magic;
     int32_t fifo_fd;      /* >= 0: wait for a byte on it first */
     int32_t report_fd;    /* >= 0: failures go there as a JSON "error" message */
+    int32_t detach_fd;    /* >= 0: create's channel, "created" awaited on it (see detach()) */
     int32_t label_fd[2];  /* >= 0: the exec attribute to write label[i] to, opened by launch.py */
     uint32_t seccomp_flags;
     uint32_t bpf_len;     /* bytes of BPF after the head; 0: no filter (or one in place already) */
@@ -44,6 +47,7 @@ struct launch {
 };
 
 static char msg[65536]; /* .bss: no page is touched unless a message is written */
+static int channel = -1; /* where a failure goes as JSON: report_fd, or detach_fd until detached */
 
 /* The compiler may call these for copies and zeroing; there is no libc to provide them. */
 void *memcpy(void *d, const void *s, size_t n)
@@ -99,7 +103,7 @@ static void __attribute__((noreturn)) die(void)
 
 static void __attribute__((noreturn)) fail(const struct launch *l, int step, long r)
 {
-    int err = (int)-r, json = l->h && l->h->report_fd >= 0;
+    int err = (int)-r, json = channel >= 0;
     const char *text = "unknown error";
     size_t n = 0;
     if (l->errtext && err > 0 && (uint32_t)err < l->h->nerr && l->errtext[err][0])
@@ -113,7 +117,7 @@ static void __attribute__((noreturn)) fail(const struct launch *l, int step, lon
     n = put(n, l->prefix[step] ? l->prefix[step] : "pyrunc-launch: ", json);
     n = put(n, text, json);
     n = put(n, json ? "\"}" : "\n", 0);
-    raw(__NR_write, json ? l->h->report_fd : 2, msg, n);
+    raw(__NR_write, json ? channel : 2, msg, n);
     die();
 }
 
@@ -173,6 +177,29 @@ static void load(struct launch *l, int fd)
     l->envp[h.nenv] = 0;
 }
 
+/* create's last exchange, in process/protocol.py's words: the init (we, since its execve)
+   dies with the runtime until "created" arrives, then says "detached". Our execve may have
+   cleared PR_SET_PDEATHSIG (a credential change does), so it is set again first; a runtime
+   that died before that closed its end, and the read sees EOF. */
+static void detach(const struct launch *l)
+{
+    static const char created[] = "{\"type\":\"created\"}", detached[] = "{\"type\":\"detached\"}";
+    char buf[sizeof created];
+    long r, i;
+    raw6(__NR_prctl, 1 /* PR_SET_PDEATHSIG */, 9 /* SIGKILL */, 0, 0, 0, 0);
+    while ((r = raw(__NR_read, l->h->detach_fd, buf, sizeof buf)) == -4 /* EINTR */) {}
+    if (r != (long)sizeof created - 1)
+        die();  /* EOF: the runtime gave up on us, and reports why itself */
+    for (i = 0; i < r; i++)
+        if (buf[i] != created[i])
+            die();
+    raw6(__NR_prctl, 1, 0, 0, 0, 0, 0);
+    if (raw(__NR_write, l->h->detach_fd, detached, sizeof detached - 1) != (long)sizeof detached - 1)
+        die();
+    raw(__NR_close, l->h->detach_fd, 0, 0);
+    channel = -1;  /* the runtime is gone from now on: failures go to stderr */
+}
+
 /* The fifo is O_RDWR|O_NONBLOCK (see process/init.py): wake on a byte, wait again without one. */
 static void wait_for_start(const struct launch *l)
 {
@@ -213,10 +240,11 @@ __attribute__((used, noreturn)) void launcher_main(long *sp)
     }
     load(&l, (int)r);
     h = l.h;
-    /* What we were given goes at execve, if we do not close it first: the channel, whose
-       caller reads EOF when our execve succeeds, the fifo while we wait, the labels. */
-    for (i = 0; i < 4; i++) {
-        int fd = i == 0 ? h->report_fd : i == 1 ? h->fifo_fd : h->label_fd[i - 2];
+    channel = h->report_fd >= 0 ? h->report_fd : h->detach_fd;
+    /* What we were given goes at execve, if we do not close it first: the channels (exec's
+       caller reads EOF when our execve succeeds), the fifo while we wait, the labels. */
+    for (i = 0; i < 5; i++) {
+        int fd = i == 0 ? h->report_fd : i == 1 ? h->fifo_fd : i == 2 ? h->detach_fd : h->label_fd[i - 3];
         if (fd >= 0)
             raw(__NR_fcntl, fd, 2 /* F_SETFD */, 1 /* FD_CLOEXEC */);
     }
@@ -232,6 +260,8 @@ __attribute__((used, noreturn)) void launcher_main(long *sp)
     r = caps_apply(h->caps, &refused);
     if (r < 0)
         fail(&l, STEP_CAPS, r);
+    if (h->detach_fd >= 0)
+        detach(&l);
     if (h->fifo_fd >= 0) {
         wait_for_start(&l);
         raw(__NR_close, h->fifo_fd, 0, 0);
