@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
+import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -130,3 +133,59 @@ def test_program_starts_with_default_sigpipe_and_sigxfsz(pyrunc, bundle, cid):
     ignored = [int(out.read_text().split()[1], 16)]
     ignored.append(int(pyrunc("exec", cid, "grep", "SigIgn", "/proc/self/status").stdout.split()[1], 16))
     assert [mask & (SIGPIPE_BIT | SIGXFSZ_BIT) for mask in ignored] == [0, 0], [hex(m) for m in ignored]
+
+
+# The init becomes the launcher right after "ready", and the launcher ends create's last
+# exchange (launcher.c's detach()): "created" in, "detached" out, a failure before that as
+# the channel's "error" message, EOF (the runtime gave up) as a quiet exit. Driven here
+# directly: a helper process becomes the launcher with one end of a socketpair.
+BECOME_LAUNCHER = """
+import posix, sys
+from pyrunc.linux import caps, confine
+from pyrunc.process.launch import launch, sealed_launcher
+c = confine.Confinement(caps.parse({"bounding": ["CAP_KILL"], "permitted": ["CAP_KILL"],
+                                    "effective": ["CAP_KILL"]}), False, None, {})
+if sys.argv[2] == "bad-label":  # a label write that fails (EBADF): the launcher's step before detach
+    c.labels = ((posix.open("/dev/null", posix.O_RDONLY), "unconfined"), (-1, ""))
+launch(sealed_launcher(), "/bin/sh", ["sh", "-c", "echo ran >" + sys.argv[3]], [], c, 3,
+       detach_fd=int(sys.argv[1]))
+"""
+
+
+def _launcher(tmp_path: Path, how: str) -> tuple[socket.socket, subprocess.Popen, Path]:
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    out = tmp_path / "ran"
+    proc = subprocess.Popen([sys.executable, "-c", BECOME_LAUNCHER, str(theirs.fileno()), how, str(out)],
+                            pass_fds=[theirs.fileno()], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "runtime")})
+    theirs.close()
+    ours.settimeout(30)
+    return ours, proc, out
+
+
+def test_launcher_answers_created_with_detached(tmp_path):
+    chan, proc, out = _launcher(tmp_path, "ok")
+    with chan:
+        wait_for(lambda: os.readlink(f"/proc/{proc.pid}/exe") == LAUNCHER_EXE, what="the launcher")
+        assert proc.poll() is None and not out.exists()  # waits for "created", dying with us meanwhile
+        chan.send(b'{"type":"created"}')
+        assert json.loads(chan.recv(4096)) == {"type": "detached"}
+        assert proc.wait(timeout=30) == 0, proc.stderr.read()
+    assert out.read_text() == "ran\n"
+
+
+def test_launcher_failure_before_detach_goes_to_create(tmp_path):
+    chan, proc, out = _launcher(tmp_path, "bad-label")
+    with chan:
+        msg = json.loads(chan.recv(4096))
+        assert proc.wait(timeout=30) == 1
+    assert msg == {"type": "error", "msg": "process.apparmorProfile/selinuxLabel: write: EBADF (Bad file descriptor)"}
+    assert proc.stderr.read() == "" and not out.exists()
+
+
+def test_launcher_exits_quietly_when_create_gives_up(tmp_path):
+    chan, proc, out = _launcher(tmp_path, "ok")
+    wait_for(lambda: os.readlink(f"/proc/{proc.pid}/exe") == LAUNCHER_EXE, what="the launcher")
+    chan.close()  # as a failing create does: EOF, no "created"
+    assert proc.wait(timeout=30) == 1
+    assert proc.stderr.read() == "" and not out.exists()

@@ -112,8 +112,8 @@ def launch(launcher_fd: int, path: str, args: list[str], env: list[str], c: conf
     except ValueError as exc:  # a NUL byte in process.args or process.env
         raise PyruncError(f"process: {exc}") from None
     caps = _carry_capabilities(caps, capmod.bounding_set(c.caps.last))
-    head = pack("<IiiiiiIIIII4Q", MAGIC, fifo_fd, report_fd, detach_fd, labels[0][0], labels[1][0],
-                flags, len(bpf or b""), len(args), len(envp), _ERRNOS, *caps)
+    head = pack("<IiiiiiIIIIII4Q", MAGIC, fifo_fd, report_fd, detach_fd, labels[0][0], labels[1][0],
+                flags, len(bpf or b""), len(args), len(envp), _ERRNOS, 0, *caps)
     posix.write(data, head + (bpf or b"") + blob)
     # Python ignores these two, and an ignored signal stays ignored through execve.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)

@@ -34,8 +34,10 @@ struct head {
     uint32_t seccomp_flags;
     uint32_t bpf_len;     /* bytes of BPF after the head; 0: no filter (or one in place already) */
     uint32_t nargv, nenv, nerr;
+    uint32_t pad;         /* 0: the caps start 8-aligned, with no padding of the compiler's */
     uint64_t caps[4];     /* effective, permitted, inheritable, ambient */
 };
+_Static_assert(sizeof(struct head) == 80, "launch.py packs the head as 80 bytes, without padding");
 /* After the BPF, NUL-terminated: path, argv[nargv], envp[nenv], prefix[NPREFIX] (what
    each step's failure message starts with), label[2], errtext[nerr] (by errno). */
 
