@@ -96,3 +96,24 @@ def test_cache_import_semantics(tmp_path):
     assert out.stdout.split() == ["CodeCache", "True", "True", "pyrunc.spec", "pyrunc.state", "pyrunc.crash",
                                   "SourceFileLoader", "ImportError", "False", "None", "pyrunc.cgroups",
                                   "pyrunc.cgroups"]
+
+
+LINES = """
+import sys
+sys.path[:0] = [{runtime!r}]
+sys.argv[1:] = {argv!r}
+from pyrunc import codecache
+codecache.install({cache!r})
+import pyrunc.cli
+print(type(pyrunc.cli.__loader__).__name__, any(line for _, _, line in pyrunc.cli.main.__code__.co_lines()))
+"""
+
+
+@pytest.mark.parametrize("argv", [["state", "x"], ["--debug", "state", "x"]])
+def test_line_numbers_only_with_debug(argv):
+    """The cache's code has no line tables (a quarter less to unmarshal); --debug, which
+    alone prints tracebacks, imports the usual way, with them."""
+    probe = LINES.format(runtime=str(REPO / "runtime"), argv=argv, cache=str(REPO / ".venv" / "pyrunc.code"))
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, check=True,
+                         timeout=60).stdout.split()
+    assert out == (["SourceFileLoader", "True"] if "--debug" in argv else ["CodeCache", "False"])

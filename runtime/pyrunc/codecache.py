@@ -7,7 +7,8 @@ hack/setup.sh writes installs this cache as builtins.__import__ (and as the firs
 finder on sys.meta_path, for importlib's own callers); it serves each module from the
 cache while its source still has the size and mtime recorded at build time, and
 otherwise leaves it to the normal import system. The code is compiled without
-docstrings (optimize=2): nothing reads them at run time.
+docstrings (optimize=2) and without line tables: nothing reads them at run time but a
+traceback, and tracebacks are printed with --debug only, which bypasses the cache.
 
 The file is an index followed by each module's marshalled code: a command reads
 the index and then, with one pread each, only the modules it imports (`state`
@@ -148,7 +149,11 @@ class CodeCache:
 
 
 def install(path: str) -> None:
-    """Serve imports from the cache at ``path``; without one, imports work as usual."""
+    """Serve imports from the cache at ``path``; without one, imports work as usual. So they
+    do with --debug on the command line: its tracebacks need the line numbers that the
+    cache's code leaves out (_without_lines)."""
+    if "--debug" in sys.argv:
+        return
     try:
         fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
     except OSError:
@@ -195,7 +200,8 @@ def build(package_dir: str, path: str) -> int:
         if src.endswith(".py"):
             with open(src, "rb") as f:
                 # optimize=2: without docstrings (none is read at run time), a tenth less to unmarshal
-                codes[name] = marshal.dumps(compile(f.read(), src, "exec", dont_inherit=True, optimize=2))
+                codes[name] = marshal.dumps(_without_lines(compile(f.read(), src, "exec", dont_inherit=True,
+                                                                   optimize=2)))
     stats = {name: os.stat(src) for name, (src, _) in found.items()}
     base = _HEADER  # where the blobs start: after the index, whose length depends on the offsets in it
     while True:
@@ -218,6 +224,14 @@ def build(package_dir: str, path: str) -> int:
             f.write(codes.get(name, b""))
     os.replace(tmp, path)
     return len(entries)
+
+
+def _without_lines(code):
+    """``code`` and the code objects within it without their line tables: a quarter less to
+    read and unmarshal. Only tracebacks would show line numbers, and they are printed with
+    --debug alone, which install() leaves to the usual imports (the .pyc files have them)."""
+    consts = tuple(_without_lines(c) if isinstance(c, type(code)) else c for c in code.co_consts)
+    return code.replace(co_linetable=b"", co_consts=consts)
 
 
 if __name__ == "__main__":
