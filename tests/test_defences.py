@@ -14,7 +14,6 @@ import json
 import os
 import queue
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from helpers import wait_for
 
 from pyrunc.errors import PyruncError
 from pyrunc.process.protocol import MAX_MSG, Channel, ProtocolError
+from pyrunc.syscalls import calls as sc
 
 O_CLOEXEC_OCTAL = 0o2000000
 
@@ -231,11 +231,11 @@ def test_container_process_cannot_reach_pyrunc_exe(pyrunc, bundle, cid):
 def test_channel_refuses_unexpected_messages():
     parent, child = Channel.pair()
     with parent, child:
-        child.sock.send(b"x" * (MAX_MSG + 10))
+        os.write(child.fd, b"x" * (MAX_MSG + 10))
         with pytest.raises(ProtocolError, match="oversized"):
             parent.recv("ready")
         for raw in (b"{not json", b"[1, 2]", b'"ready"', b'{"no_type": 1}', b"\xff\xfe"):
-            child.sock.send(raw)
+            os.write(child.fd, raw)
             with pytest.raises(ProtocolError, match="malformed"):
                 parent.recv("ready")
         child.send("pid", pid=1)
@@ -249,7 +249,7 @@ def test_channel_refuses_unexpected_messages():
         # fds where none are expected are refused and closed, and a missing fd too
         before = len(os.listdir("/proc/self/fd"))
         r, w = os.pipe()
-        socket.send_fds(child.sock, [b'{"type": "ready"}'], [r])
+        sc.send_fds(child.fd, b'{"type": "ready"}', [r])
         os.close(r)
         with pytest.raises(ProtocolError, match="with 1 fds refused"):
             parent.recv("ready")

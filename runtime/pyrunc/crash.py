@@ -73,7 +73,7 @@ def child_point(op: str, step: str, chan: Channel) -> None:
         log.step(op, step, STEPS[op][step])
     if _AT is not None and _AT.split(":")[:2] == [op, step]:
         chan.send("crash")
-        while chan.sock.recv(65536):  # EOF: the runtime is gone (its death signal usually comes first)
+        while posix.read(chan.fileno(), 65536):  # EOF: the runtime is gone (its death signal usually comes first)
             pass
         posix._exit(1)
 

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import fcntl
+import posix
 import struct
 
-from pyrunc import unixsock as socket
 from pyrunc.errors import context
+from pyrunc.syscalls import calls as sc
 
 _SIOCGIFFLAGS = 0x8913
 _SIOCSIFFLAGS = 0x8914
@@ -13,7 +14,11 @@ _IFF_UP = 0x1
 
 
 def loopback_up() -> None:
-    with context("network namespace: lo up"), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        req = struct.pack("16sH14x", b"lo", 0)
-        flags = struct.unpack("16sH14x", fcntl.ioctl(s, _SIOCGIFFLAGS, req))[1]
-        fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
+    with context("network namespace: lo up"):
+        s = sc.socket(sc.AF_INET, sc.SOCK_DGRAM)
+        try:
+            req = struct.pack("16sH14x", b"lo", 0)
+            flags = struct.unpack("16sH14x", fcntl.ioctl(s, _SIOCGIFFLAGS, req))[1]
+            fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
+        finally:
+            posix.close(s)

@@ -31,8 +31,8 @@ from pyrunc.linux import attrs, confine, sched
 from pyrunc.process.become import become
 from pyrunc.process.children import kill_quietly, reap
 from pyrunc.process.launch import launch, sealed_launcher
-from pyrunc.process.protocol import (MAX_MSG, Channel, ProtocolError, die_with_parent, fork_and_report_pid,
-                                     report_and_exit, setup_timeout)
+from pyrunc.process.protocol import (Channel, ProtocolError, die_with_parent, fork_and_report_pid, report_and_exit,
+                                     setup_timeout)
 from pyrunc.syscalls import calls as sc
 from pyrunc.syscalls.consts import JOIN_ORDER, NAMESPACE_FLAGS
 
@@ -185,10 +185,7 @@ def _leave_for_children(back: list[tuple[str, int]]) -> None:
 def _await_exec(chan: Channel) -> None:
     """EOF: every child end closed on execve (CPython's errpipe rule). Otherwise the child's error."""
     chan.wait(("execve",))
-    try:
-        raw = chan.sock.recv(MAX_MSG + 1)
-    except ConnectionResetError:  # the child exited leaving our "go" unread; its error is still queued
-        raw = chan.sock.recv(MAX_MSG + 1)
+    raw = chan.read_raw()  # past the reset of a child that exited leaving our "go" unread
     if raw:  # an error (raised here), or anything else: refused
         chan.decode(raw, ("execve",))
         raise ProtocolError("expected execve from the exec'd process")

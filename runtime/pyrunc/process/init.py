@@ -10,7 +10,6 @@ import posix
 import select
 
 from pyrunc import crash, log
-from pyrunc import unixsock as socket
 from pyrunc.errors import context
 from pyrunc.linux import attrs, confine, devices, mounts, namespaces, net, rootfs, sysctl
 from pyrunc.linux import idmap, userns
@@ -83,7 +82,7 @@ def init(plan: Plan, chan: Channel, fifo_fd: int, cgroup, launcher_fd: int) -> N
         terminal.setup(None, plan.console_fd, process)
     rootfs.make_cwd(plan.rootfs, process.get("cwd", "/"))
     if plan.hostname is not None and plan.has_ns("uts"):
-        socket.sethostname(plan.hostname)
+        sc.sethostname(plan.hostname)
     if plan.domainname is not None and plan.has_ns("uts"):
         sc.setdomainname(plan.domainname)
     if plan.new_ns & sc.CLONE_NEWNET:

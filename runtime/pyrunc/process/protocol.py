@@ -44,9 +44,10 @@ import posix
 
 import select
 
+import errno
+
 from pyrunc import crash, fs, jsonio, log
-from pyrunc import unixsock as socket
-from pyrunc.errors import PyruncError
+from pyrunc.errors import PyruncError, SyscallError
 from pyrunc.syscalls import calls as sc
 
 TYPE_CHECKING = False
@@ -75,28 +76,39 @@ def _encode(kind: str, fields: dict) -> bytes:
 
 
 class Channel:
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
+    """One end, as a bare fd: posix and our C calls (syscalls/native.c) carry the packets,
+    so create and exec need not import `_socket` (~0.2 ms)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
         self.timeout: float | None = None  # seconds each recv waits (the runtime's end); None: no bound
 
     @staticmethod
     def pair() -> tuple[Channel, Channel]:
-        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        a, b = sc.socketpair(sc.AF_UNIX, sc.SOCK_SEQPACKET)
         return Channel(a), Channel(b)
 
     def send(self, kind: str, **fields: object) -> None:
-        self.sock.send(_encode(kind, fields))
+        posix.write(self.fd, _encode(kind, fields))  # Python ignores SIGPIPE: EPIPE is an error
 
     def send_ahead(self, kind: str) -> None:
         """Send a message the peer reads later, when it gets there. A peer that failed
         before has closed its end: the next recv reads its error, so EPIPE is not ours."""
         try:
-            self.sock.send(_encode(kind, {}))
+            posix.write(self.fd, _encode(kind, {}))
         except (BrokenPipeError, ConnectionResetError):
             pass
 
     def send_fd(self, kind: str, fd: int, **fields: object) -> None:
-        socket.send_fds(self.sock, [_encode(kind, fields)], [fd])
+        sc.send_fds(self.fd, _encode(kind, fields), [fd])
+
+    def read_raw(self) -> bytes:
+        """One packet as it is (b"": EOF), past a reset: the child exited leaving a message of
+        ours unread, which the kernel reports first, once; what it sent before is still queued."""
+        try:
+            return posix.read(self.fd, MAX_MSG + 1)
+        except ConnectionResetError:
+            return posix.read(self.fd, MAX_MSG + 1)
 
     def recv(self, *expected: str) -> dict:
         """Receive one message of an expected type; a child's error is raised here."""
@@ -112,7 +124,7 @@ class Channel:
         if self.timeout is None:
             return
         poller = select.poll()
-        poller.register(self.sock.fileno(), select.POLLIN)
+        poller.register(self.fd, select.POLLIN)
         if not poller.poll(int(self.timeout * 1000)):
             raise ProtocolError(f"container setup sent no {'/'.join(expected)} within {self.timeout:g} s"
                                 " (is its cgroup frozen?)")
@@ -120,14 +132,16 @@ class Channel:
     def _recv(self, expected: tuple[str, ...], nfds: int) -> tuple[dict, list[int]]:
         self.wait(expected)
         try:
-            raw, fds, _flags, _addr = socket.recv_fds(self.sock, MAX_MSG + 1, 1, socket.MSG_CMSG_CLOEXEC)
-        except ConnectionResetError:
+            raw, fds, flags = sc.recv_fds(self.fd, MAX_MSG + 1, 1, sc.MSG_CMSG_CLOEXEC)
+        except SyscallError as exc:
+            if exc.errno != errno.ECONNRESET:
+                raise
             # The child exited leaving a message of ours unread: the kernel reports that first,
             # once; what the child sent before (its error) is still queued behind it.
-            raw, fds, _flags, _addr = socket.recv_fds(self.sock, MAX_MSG + 1, 1, socket.MSG_CMSG_CLOEXEC)
+            raw, fds, flags = sc.recv_fds(self.fd, MAX_MSG + 1, 1, sc.MSG_CMSG_CLOEXEC)
         try:
             msg = self.decode(raw, expected)
-            if len(fds) != nfds:
+            if len(fds) != nfds or flags & sc.MSG_CTRUNC:
                 raise ProtocolError(f"internal message {msg['type']!r} with {len(fds)} fds refused")
         except BaseException:
             for fd in fds:
@@ -156,14 +170,16 @@ class Channel:
     def peer_gone(self) -> bool:
         """Whether the other end is closed: its process died (or gave up on us)."""
         poller = select.poll()
-        poller.register(self.sock.fileno(), select.POLLRDHUP)
+        poller.register(self.fd, select.POLLRDHUP)
         return any(ev & (select.POLLHUP | select.POLLRDHUP) for _, ev in poller.poll(0))
 
     def fileno(self) -> int:
-        return self.sock.fileno()
+        return self.fd
 
     def close(self) -> None:
-        self.sock.close()
+        if self.fd >= 0:
+            posix.close(self.fd)
+            self.fd = -1
 
     def __enter__(self) -> Channel:
         return self

@@ -90,3 +90,11 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+# socket(2), recvmsg(2): for the runtime's own channels (process/protocol.py), without `_socket`
+AF_UNIX = 1
+AF_INET = 2
+SOCK_DGRAM = 2
+SOCK_SEQPACKET = 5
+MSG_CMSG_CLOEXEC = 0x40000000
+MSG_CTRUNC = 0x8

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -195,6 +196,7 @@ MIXED_CALL(n_move_mount, SYS_move_mount, "ipipi")
 MIXED_CALL(n_fsopen, SYS_fsopen, "pi")
 MIXED_CALL(n_fsconfig, SYS_fsconfig, "iippi")
 MIXED_CALL(n_setdomainname, SYS_setdomainname, "pi")
+MIXED_CALL(n_sethostname, SYS_sethostname, "pi")
 
 /* keyctl(KEYCTL_JOIN_SESSION_KEYRING, name) */
 static PyObject *n_keyctl_join(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -397,13 +399,169 @@ static PyObject *n_fstatfs_type(PyObject *self, PyObject *const *args, Py_ssize_
     return PyLong_FromLong(r < 0 ? r : (long)s.f_type);
 }
 
+/* socket(domain, type | SOCK_CLOEXEC) -> fd */
+static PyObject *n_socket(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const int which[] = {0, 1, -1};
+    uint64_t a[2];
+    int r;
+    if (int_args(args, nargs, 2, which, a) < 0)
+        return NULL;
+    r = socket((int)a[0], (int)a[1] | SOCK_CLOEXEC, 0);
+    return PyLong_FromLong(r < 0 ? -errno : r);
+}
+
+/* socketpair(domain, type | SOCK_CLOEXEC) -> (fd, fd) */
+static PyObject *n_socketpair(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const int which[] = {0, 1, -1};
+    uint64_t a[2];
+    int sv[2];
+    if (int_args(args, nargs, 2, which, a) < 0)
+        return NULL;
+    if (socketpair((int)a[0], (int)a[1] | SOCK_CLOEXEC, 0, sv) < 0)
+        return PyLong_FromLong(-errno);
+    return Py_BuildValue("(ii)", sv[0], sv[1]);
+}
+
+#define MAX_FDS 16
+
+/* send_fds(fd, data, fds): one sendmsg, the fds as SCM_RIGHTS -> bytes sent */
+static PyObject *n_send_fds(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const int which[] = {0, -1};
+    uint64_t a[1];
+    Py_buffer data;
+    PyObject *seq;
+    Py_ssize_t n, i;
+    union { char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)]; struct cmsghdr align; } ctl;
+    struct iovec iov;
+    struct msghdr msg = {0};
+    struct cmsghdr *cm;
+    long r;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "expected 3 arguments");
+        return NULL;
+    }
+    if (int_args(args, 1, 1, which, a) < 0)
+        return NULL;
+    seq = PySequence_Tuple(args[2]);
+    if (seq == NULL)
+        return NULL;
+    n = PyTuple_Size(seq);
+    if (n < 1 || n > MAX_FDS) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "1 to 16 fds");
+        return NULL;
+    }
+    memset(&ctl, 0, sizeof ctl);
+    msg.msg_control = ctl.buf;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * n);
+    cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * n);
+    for (i = 0; i < n; i++) {
+        int fd = (int)PyLong_AsLong(PyTuple_GetItem(seq, i));
+        if (fd == -1 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+        memcpy(CMSG_DATA(cm) + i * sizeof(int), &fd, sizeof fd);
+    }
+    Py_DECREF(seq);
+    if (PyObject_GetBuffer(args[1], &data, PyBUF_SIMPLE) < 0)
+        return NULL;
+    iov.iov_base = data.buf;
+    iov.iov_len = (size_t)data.len;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    Py_BEGIN_ALLOW_THREADS
+    r = sendmsg((int)a[0], &msg, MSG_NOSIGNAL);
+    if (r < 0)
+        r = -errno;
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&data);
+    return PyLong_FromLong(r);
+}
+
+/* recv_fds(fd, bufsize, maxfds, flags) -> (data, [fds], msg_flags); a message whose data or
+   fds did not fit has MSG_TRUNC or MSG_CTRUNC in msg_flags (the fds that came are returned) */
+static PyObject *n_recv_fds(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const int which[] = {0, 1, 2, 3, -1};
+    uint64_t a[4];
+    union { char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)]; struct cmsghdr align; } ctl;
+    struct iovec iov;
+    struct msghdr msg = {0};
+    struct cmsghdr *cm;
+    PyObject *data, *fds, *out;
+    long r;
+    if (int_args(args, nargs, 4, which, a) < 0)
+        return NULL;
+    if (a[2] > MAX_FDS || a[1] > (1 << 24)) {
+        PyErr_SetString(PyExc_ValueError, "too many fds or too large a buffer");
+        return NULL;
+    }
+    data = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)a[1]);
+    if (data == NULL)
+        return NULL;
+    iov.iov_base = PyBytes_AsString(data);
+    iov.iov_len = (size_t)a[1];
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = a[2] ? ctl.buf : NULL;
+    msg.msg_controllen = a[2] ? CMSG_SPACE(sizeof(int) * a[2]) : 0;
+    Py_BEGIN_ALLOW_THREADS
+    r = recvmsg((int)a[0], &msg, (int)a[3]);
+    if (r < 0)
+        r = -errno;
+    Py_END_ALLOW_THREADS
+    if (r < 0) {
+        Py_DECREF(data);
+        return PyLong_FromLong(r);
+    }
+    fds = PyList_New(0);
+    if (fds == NULL) {
+        Py_DECREF(data);
+        return NULL;
+    }
+    for (cm = a[2] ? CMSG_FIRSTHDR(&msg) : NULL; cm != NULL; cm = CMSG_NXTHDR(&msg, cm)) {
+        size_t i, count;
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            continue;
+        count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (i = 0; i < count; i++) {
+            int fd;
+            PyObject *o;
+            memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+            o = PyLong_FromLong(fd);
+            if (o == NULL || PyList_Append(fds, o) < 0) {
+                Py_XDECREF(o);
+                Py_DECREF(fds);
+                Py_DECREF(data);
+                return NULL;
+            }
+            Py_DECREF(o);
+        }
+    }
+    out = PyBytes_FromStringAndSize(PyBytes_AsString(data), r);  /* the part received */
+    Py_DECREF(data);
+    if (out == NULL) {
+        Py_DECREF(fds);
+        return NULL;
+    }
+    return Py_BuildValue("(NNi)", out, fds, msg.msg_flags);
+}
+
 #define FAST(name) {#name, (PyCFunction)(void (*)(void))n_##name, METH_FASTCALL, NULL}
 static PyMethodDef methods[] = {
     FAST(mount), FAST(umount2), FAST(pivot_root), FAST(setns), FAST(unshare), FAST(setdomainname),
     FAST(prctl), FAST(openat2), FAST(mount_setattr), FAST(open_tree), FAST(move_mount), FAST(fsopen),
     FAST(fsconfig), FAST(fsmount), FAST(close_range), FAST(capget), FAST(capset), FAST(caps_apply),
     FAST(personality), FAST(ioprio_set), FAST(sched_setattr), FAST(keyctl_join), FAST(set_mempolicy),
-    FAST(bpf), FAST(clone3), FAST(fstatfs_type),
+    FAST(bpf), FAST(clone3), FAST(fstatfs_type), FAST(socket), FAST(socketpair), FAST(send_fds),
+    FAST(recv_fds), FAST(sethostname),
     {"buffer_address", n_buffer_address, METH_O, NULL},
     {"clone3_probe", n_clone3_probe, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
