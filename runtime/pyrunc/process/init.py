@@ -111,13 +111,17 @@ def init(plan: Plan, chan: Channel, fifo_fd: int, cgroup, launcher_fd: int) -> N
     die_with_parent(chan)  # the user switch cleared it
     crash.child_point("create", "user", chan)
     chan.send("ready")
-    if start_sync is None:  # the launcher waits: a few pages, where we are an interpreter
-        # It also takes "created" and answers "detached": its execve overlaps create's state save.
+    # The launcher waits: a few pages, where we are an interpreter. It also takes "created"
+    # and answers "detached", so its execve overlaps create's state save; not under a filter
+    # in place already (SCMP_ACT_NOTIFY), where create would wait on the agent's answer to it.
+    if start_sync is None and not plan.confine.installed:
         launch(launcher_fd, path, process["args"], env, plan.confine, 3 + plan.preserve_fds, fifo_fd,
                detach_fd=chan.fileno())
     _await_parent(chan, "created")  # the state is complete: from now on we outlive create
     sc.prctl(sc.PR_SET_PDEATHSIG, 0)
     chan.send("detached")
+    if start_sync is None:
+        launch(launcher_fd, path, process["args"], env, plan.confine, 3 + plan.preserve_fds, fifo_fd)
     _wait_for_start(fifo_fd)
     posix.close(fifo_fd)
     confine.install_early(plan.confine, any_filter=True)  # startContainer hooks run under it, as in runc

@@ -22,7 +22,8 @@ expected when anything else arrives, and EOF means every child end is closed
                                                    in SCM_RIGHTS; any other message carrying fds is refused
     child  -> parent ready    -                    the init is set up; it becomes the launcher, which
                                                    waits on exec.fifo (in Python with startContainer
-                                                   or poststart hooks)
+                                                   or poststart hooks; after "detached" under a
+                                                   SCMP_ACT_NOTIFY filter, whose agent sees that execve)
     parent -> child  created  -                    state.json is complete: the init may outlive us
     child  -> parent detached -                    it no longer dies with us (PR_SET_PDEATHSIG 0);
                                                    sent by the launcher (launcher.c's detach()), which
