@@ -94,15 +94,21 @@ def parse(caps: dict | None, where: str = "process.capabilities") -> CapSets:
     return CapSets(masks, last)
 
 
+_bounding_now: int | None = None  # our bounding set, known since drop_bounding() shrank it
+
+
 def drop_bounding(sets: CapSets) -> None:
     """Step 1 (as root, before the uid switch): keep permitted across it, shrink the bounding set."""
     from pyrunc.syscalls import calls as sc
 
-    _warn_dropped("bounding", sets.bounding, sets.bounding & bounding_set(sets.last))  # type: ignore[attr-defined]
+    global _bounding_now
+    held = bounding_set(sets.last)
+    _warn_dropped("bounding", sets.bounding, sets.bounding & held)  # type: ignore[attr-defined]
     sc.prctl(k.PR_SET_KEEPCAPS, 1)
     for cap in range(sets.last + 1):
-        if not sets.bounding >> cap & 1:  # type: ignore[attr-defined]
+        if held >> cap & 1 and not sets.bounding >> cap & 1:  # type: ignore[attr-defined]
             sc.prctl(k.PR_CAPBSET_DROP, cap)
+    _bounding_now = held & sets.bounding  # type: ignore[attr-defined]  (only a drop changes it)
 
 
 def hold_for_seccomp() -> None:
@@ -156,9 +162,12 @@ def _warn_ambient(mask: int, why: str) -> None:
 
 
 def bounding_set(last: int) -> int:
-    """This process's bounding set, as a mask of capabilities 0..last."""
+    """This process's bounding set, as a mask of capabilities 0..last (one prctl each, unless
+    drop_bounding() made it)."""
     from pyrunc.syscalls import calls as sc
 
+    if _bounding_now is not None:
+        return _bounding_now & ((1 << (last + 1)) - 1)
     return sum(1 << cap for cap in range(last + 1) if sc.prctl(k.PR_CAPBSET_READ, cap) == 1)
 
 
