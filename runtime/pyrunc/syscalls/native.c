@@ -214,43 +214,41 @@ static PyObject *n_keyctl_join(PyObject *self, PyObject *const *args, Py_ssize_t
     return PyLong_FromLong(r);
 }
 
-/* openat2(dirfd, path, flags, mode, resolve) */
-static PyObject *n_openat2(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* syscall(nr, dirfd, path, [plain ints...,] &struct, sizeof struct) for calls that take their
+   options as a struct of u64 fields: args are dirfd, path, the `plain` ints, then the fields */
+static PyObject *path_struct_call(long nr, PyObject *const *args, Py_ssize_t nargs, int plain, int fields)
 {
-    static const int which[] = {0, 2, 3, 4, -1};
-    uint64_t a[4];
-    struct { uint64_t flags, mode, resolve; } how;
+    int which[8], i, n = 2 + plain + fields;
+    uint64_t a[7];
     PyObject *keep;
     const char *path;
     long r;
-    if (int_args(args, nargs, 5, which, a) < 0 || path_arg(args[1], &keep, &path) < 0)
+    which[0] = 0;
+    for (i = 2; i < n; i++)
+        which[i - 1] = i;
+    which[n - 1] = -1;
+    if (int_args(args, nargs, n, which, a) < 0 || path_arg(args[1], &keep, &path) < 0)
         return NULL;
-    how.flags = a[1];
-    how.mode = a[2];
-    how.resolve = a[3];
-    SYSCALL_NOGIL(r, SYS_openat2, (int)a[0], path, &how, sizeof how);
+    /* a[0]: dirfd; a[1 .. plain]: the plain ints; the fields follow, laid out as the struct */
+    if (plain)
+        SYSCALL_NOGIL(r, nr, (int)a[0], path, (unsigned)a[1], &a[1 + plain], fields * sizeof(uint64_t));
+    else
+        SYSCALL_NOGIL(r, nr, (int)a[0], path, &a[1], fields * sizeof(uint64_t));
     Py_XDECREF(keep);
     return PyLong_FromLong(r);
 }
 
-/* mount_setattr(dirfd, path, flags, attr_set, attr_clr, propagation, userns_fd) */
+/* openat2(dirfd, path, flags, mode, resolve): struct open_how {flags, mode, resolve} */
+static PyObject *n_openat2(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return path_struct_call(SYS_openat2, args, nargs, 0, 3);
+}
+
+/* mount_setattr(dirfd, path, flags, attr_set, attr_clr, propagation, userns_fd):
+   struct mount_attr {attr_set, attr_clr, propagation, userns_fd} */
 static PyObject *n_mount_setattr(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    static const int which[] = {0, 2, 3, 4, 5, 6, -1};
-    uint64_t a[6];
-    struct { uint64_t attr_set, attr_clr, propagation, userns_fd; } attr;
-    PyObject *keep;
-    const char *path;
-    long r;
-    if (int_args(args, nargs, 7, which, a) < 0 || path_arg(args[1], &keep, &path) < 0)
-        return NULL;
-    attr.attr_set = a[2];
-    attr.attr_clr = a[3];
-    attr.propagation = a[4];
-    attr.userns_fd = a[5];
-    SYSCALL_NOGIL(r, SYS_mount_setattr, (int)a[0], path, (unsigned)a[1], &attr, sizeof attr);
-    Py_XDECREF(keep);
-    return PyLong_FromLong(r);
+    return path_struct_call(SYS_mount_setattr, args, nargs, 1, 4);
 }
 
 /* capget(pid) -> (effective, permitted, inheritable), or -errno */
