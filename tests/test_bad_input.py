@@ -40,6 +40,29 @@ def test_every_schema_violation_is_reported(pyrunc, bundle, cid):
           "root: missing required property 'path'", "linux.namespaces[6].type")
 
 
+@pytest.mark.parametrize(("field", "where"), [
+    (lambda c: c["mounts"].append({"destination": "/tmp/a\0b", "type": "tmpfs", "source": "tmpfs"}),
+     "mounts[7].destination"),
+    (lambda c: c["process"].__setitem__("cwd", "/\0"), "process.cwd"),
+    (lambda c: c["process"]["env"].append("A=\0"), "process.env[2]"),
+    (lambda c: c["linux"].__setitem__("sysctl", {"kernel.\0": "1"}), "linux.sysctl['kernel.\\x00']"),
+    (lambda c: c.__setitem__("hostname", "h\0"), "hostname"),
+])
+def test_nul_byte_in_a_string(pyrunc, bundle, cid, field, where):
+    """A NUL ends a C string: runc refuses one in a mount's fields; pyrunc in any string the
+    kernel or a program gets, naming it, before anything is made."""
+    field(bundle.config)
+    bundle.write()
+    fails(create(pyrunc, bundle, cid), f"config.json: {where}: contains a NUL byte")
+    assert not (pyrunc.root / cid).exists()
+
+
+def test_nul_byte_in_an_annotation_is_data(pyrunc, bundle, cid):
+    bundle.config["annotations"] = {"note": "a\0b"}
+    bundle.args("true")
+    pyrunc("run", "--bundle", str(bundle.path), cid)
+
+
 @pytest.mark.parametrize("what", ["bundle", "config", "rootfs"])
 def test_missing_bundle_parts(pyrunc, bundle, cid, what):
     if what == "bundle":

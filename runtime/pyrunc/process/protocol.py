@@ -41,11 +41,10 @@ the child end is close-on-exec, so EOF means execve succeeded.
 """
 from __future__ import annotations
 
+import errno
 import posix
 
 import select
-
-import errno
 
 from pyrunc import crash, fs, jsonio, log
 from pyrunc.errors import PyruncError, SyscallError

@@ -17,13 +17,36 @@ def read_json(path: str, what: str) -> object:
     except PermissionError:
         raise BundleError(f"{what} {path}: permission denied") from None
     try:
-        return jsonio.loads(raw)  # json (and re) only on the error path
+        doc = jsonio.loads(raw)  # json (and re) only on the error path
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: invalid UTF-8 at byte {exc.start}") from None
     except ValueError as exc:  # json.JSONDecodeError
         if not hasattr(exc, "lineno"):
             raise ConfigError(f"{path}: invalid JSON: {exc}") from None
         raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    if b"\\u0000" in raw:  # JSON's only way to write a NUL byte (a cheap test: the walk is rare)
+        where = _nul_at(doc, "")
+        if where is not None:
+            raise ConfigError(f"{fs.basename(path)}: {where or '$'}: contains a NUL byte, which ends a string"
+                              " for the kernel and every program")
+    return doc
+
+
+def _nul_at(v: object, path: str) -> str | None:
+    """The JSON path of the first string (or key) holding a NUL byte, but annotations' values:
+    they are only data, carried in the state. None if there is none."""
+    if isinstance(v, str):
+        return path if "\0" in v else None
+    items = v.items() if isinstance(v, dict) else enumerate(v) if isinstance(v, list) else ()
+    for k, x in items:
+        if isinstance(k, str) and "\0" in k:
+            return f"{path}[{k!r}]"  # the key shown escaped: a NUL byte has no place on stderr either
+        sub = f"{path}[{k}]" if isinstance(k, int) else f"{path}.{k}" if path else k
+        if sub != "annotations":
+            found = _nul_at(x, sub)
+            if found is not None:
+                return found
+    return None
 
 
 def load_config(bundle: str) -> tuple[dict, str]:
