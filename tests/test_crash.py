@@ -250,7 +250,7 @@ def test_every_step_is_a_known_one():
     used: set[tuple[str, str]] = set()
     for path in src.rglob("*.py"):
         text = path.read_text()
-        for kind in ("crash.point(", "crash.child_point("):
+        for kind in ("crash.point(", ".crash_point("):
             for chunk in text.split(kind)[1:]:
                 op, step = (part.strip().strip('"') for part in chunk.split(")")[0].split(",")[:2])
                 used.add((op, step))

@@ -6,19 +6,15 @@ runtime killed at any step.
 For tests only: PYRUNC_CRASH_AT=OP:STEP SIGKILLs the runtime when it reaches STEP of
 OP (OP:STEP:exit makes it _exit(EXIT_STATUS) instead, which no error exit uses). Unset
 and without --debug, a point costs two comparisons. A step that a container-side child
-reaches (child_point: "child:" and "init:" below) travels to the runtime as a "crash"
-message, which the runtime dies on reading while the child waits for that: the runtime
-is killed exactly while its child stands at that step.
+reaches (Channel.crash_point in process/protocol.py: "child:" and "init:" below) travels to
+the runtime as a "crash" message, which the runtime dies on reading while the child waits
+for that: the runtime is killed exactly while its child stands at that step.
 """
 from __future__ import annotations
 
 import posix
 
 from pyrunc import fs, log
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from pyrunc.process.protocol import Channel
 
 # OP -> its steps, in the order they happen, each with the config.json field it carries out
 # (or the runtime's own file or flag): pyrunc explain tags its steps with the same fields
@@ -61,21 +57,15 @@ _AT = fs.getenv("PYRUNC_CRASH_AT")
 
 
 def point(op: str, step: str) -> None:
-    if log.debugging():
-        log.step(op, step, STEPS[op][step])
-    if _AT is not None and _AT.split(":")[:2] == [op, step]:
+    if reached(op, step):
         die()
 
 
-def child_point(op: str, step: str, chan: Channel) -> None:
-    """In a container-side child: have the runtime die now, and wait until it has."""
+def reached(op: str, step: str) -> bool:
+    """Log the step (with --debug); whether a test has the runtime die at it."""
     if log.debugging():
         log.step(op, step, STEPS[op][step])
-    if _AT is not None and _AT.split(":")[:2] == [op, step]:
-        chan.send("crash")
-        while posix.read(chan.fileno(), 65536):  # EOF: the runtime is gone (its death signal usually comes first)
-            pass
-        posix._exit(1)
+    return _AT is not None and _AT.split(":")[:2] == [op, step]
 
 
 def die() -> None:

@@ -90,15 +90,3 @@ def parse_rules(spec_rules: list, *, warn: bool = False) -> list[Rule]:
 
 def effective_rules(spec_rules: list | None) -> list[Rule]:
     return parse_rules(spec_rules or []) + list(DEFAULT_RULES)
-
-
-def v1_writes(d: str, spec_rules: list | None) -> list:
-    """The writes to a v1 devices cgroup: deny-all, then the spec's rules, then the defaults."""
-    from .files import Write
-    rules = parse_rules(spec_rules or [])
-    out = [Write(d, "devices.deny", "a", "linux.resources.devices")]
-    for i, r in enumerate(rules + list(DEFAULT_RULES)):
-        field = f"linux.resources.devices[{i}]" if i < len(rules) else f"default device {r.v1_line()}"
-        out.append(Write(d, "devices.allow" if r.allow else "devices.deny", r.v1_line(), field,
-                         path=field if i < len(rules) else "linux.resources.devices"))
-    return out

@@ -34,8 +34,7 @@ def plan(mgr, res: dict, *, update: bool, look=files) -> list[Op]:
             out.append(Write(need("cpuset", f"{F}.cpu.{k}"), name, cpu[k], f"{F}.cpu.{k}"))
 
     if not mgr.rootless and (not update or res.get("devices") is not None):
-        from .devices import v1_writes
-        out += v1_writes(need("devices", f"{F}.devices"), res.get("devices"))
+        out += _device_writes(need("devices", f"{F}.devices"), res.get("devices"))
 
     if res.get("memory"):
         out += _memory(need("memory", f"{F}.memory"), res["memory"], update, look)
@@ -64,6 +63,19 @@ def plan(mgr, res: dict, *, update: bool, look=files) -> list[Op]:
     for dev, lim in (res.get("rdma") or {}).items():
         field = f"{F}.rdma[{dev!r}]"
         out.append(Write(need("rdma", field), "rdma.max", rdma_line(dev, lim), field))
+    return out
+
+
+def _device_writes(d: str, spec_rules: list | None) -> list[Op]:
+    """The writes to a v1 devices cgroup: deny-all, then the spec's rules, then the defaults."""
+    from .devices import DEFAULT_RULES, parse_rules
+
+    rules = parse_rules(spec_rules or [])
+    out: list[Op] = [Write(d, "devices.deny", "a", "linux.resources.devices")]
+    for i, r in enumerate(rules + list(DEFAULT_RULES)):
+        field = f"linux.resources.devices[{i}]" if i < len(rules) else f"default device {r.v1_line()}"
+        out.append(Write(d, "devices.allow" if r.allow else "devices.deny", r.v1_line(), field,
+                         path=field if i < len(rules) else "linux.resources.devices"))
     return out
 
 

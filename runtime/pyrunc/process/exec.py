@@ -207,7 +207,7 @@ def _child(job: Job, chan: Channel, cgroup) -> NoReturn:
         for ns, fd in job.ns_fds:
             with context(f"setns {ns}"):
                 sc.setns(fd, NAMESPACE_FLAGS[ns], f"/proc/<init>/ns/{_PROC_NS.get(ns, ns)}")
-        crash.child_point("exec", "joined", chan)
+        chan.crash_point("exec", "joined")
         if job.needs_fork():
             fork_and_report_pid(chan)
         # setns(mnt) left us at that namespace's root; the init may be chroot'ed (--no-pivot)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import posix
 import select
 
-from pyrunc import crash, log
+from pyrunc import log
 from pyrunc.errors import context
 from pyrunc.linux import attrs, confine, devices, mounts, namespaces, net, rootfs, sysctl
 from pyrunc.linux import idmap, userns
@@ -51,7 +51,7 @@ def bootstrap(plan: Plan, chan: Channel, fifo_fd: int, cgroup, born: int, launch
         offsets = plan.config.get("linux", {}).get("timeOffsets")
         if offsets:
             namespaces.write_time_offsets(offsets)
-        crash.child_point("create", "namespaces", chan)
+        chan.crash_point("create", "namespaces")
         if namespaces.needs_fork(plan, born):
             fork_and_report_pid(chan)
         else:
@@ -87,7 +87,7 @@ def init(plan: Plan, chan: Channel, fifo_fd: int, cgroup, launcher_fd: int) -> N
         sc.setdomainname(plan.domainname)
     if plan.new_ns & sc.CLONE_NEWNET:
         net.loopback_up()
-    crash.child_point("create", "rootfs", chan)
+    chan.crash_point("create", "rootfs")
     start_sync = None
     if plan.config.get("hooks"):
         from pyrunc import hooks  # imported by bootstrap
@@ -109,7 +109,7 @@ def init(plan: Plan, chan: Channel, fifo_fd: int, cgroup, launcher_fd: int) -> N
         _join_keyring(plan.id)
     path, env = become(process, a, plan.confine, chan)  # process/become.py, shared with exec
     die_with_parent(chan)  # the user switch cleared it
-    crash.child_point("create", "user", chan)
+    chan.crash_point("create", "user")
     chan.send("ready")
     # The launcher waits: a few pages, where we are an interpreter. It also takes "created"
     # and answers "detached", so its execve overlaps create's state save; not under a filter

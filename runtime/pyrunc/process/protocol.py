@@ -167,6 +167,15 @@ class Channel:
             raise ProtocolError(f"expected {'/'.join(expected)} from the container, got {kind!r}")
         return msg
 
+    def crash_point(self, op: str, step: str) -> None:
+        """crash.point for a container-side child: have the runtime die now (on reading
+        "crash"), and wait until it has."""
+        if crash.reached(op, step):
+            self.send("crash")
+            while posix.read(self.fd, 65536):  # EOF: the runtime is gone (its death signal usually comes first)
+                pass
+            posix._exit(1)
+
     def peer_gone(self) -> bool:
         """Whether the other end is closed: its process died (or gave up on us)."""
         poller = select.poll()
