@@ -83,7 +83,27 @@ static int path_arg(PyObject *o, PyObject **keep, const char **out)
     return 0;
 }
 
-/* Integer arguments: args[0..n) as unsigned 64-bit (negatives as C would convert them). */
+/* An int argument as 64 bits: a negative one as C would convert it, one above LLONG_MAX
+   (a full 64-bit mask) as it is. */
+static int int_arg(PyObject *o, uint64_t *out)
+{
+    long long v;
+    if (!PyLong_Check(o)) {
+        PyErr_SetString(PyExc_TypeError, "an integer is required");
+        return -1;
+    }
+    v = PyLong_AsLongLong(o);
+    if (v == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        *out = PyLong_AsUnsignedLongLong(o);
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    *out = (uint64_t)v;
+    return 0;
+}
+
+/* Of ``want`` arguments, the ints args[which[0]], args[which[1]], ... (which ends with -1)
+   into out[0], out[1], ... */
 static int int_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, const int *which, uint64_t *out)
 {
     Py_ssize_t i;
@@ -91,22 +111,9 @@ static int int_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, co
         PyErr_Format(PyExc_TypeError, "expected %zd arguments, got %zd", want, nargs);
         return -1;
     }
-    for (i = 0; which[i] >= 0; i++) {
-        PyObject *o = args[which[i]];
-        long long v;
-        if (!PyLong_Check(o)) {
-            PyErr_SetString(PyExc_TypeError, "an integer is required");
+    for (i = 0; which[i] >= 0; i++)
+        if (int_arg(args[which[i]], &out[i]) < 0)
             return -1;
-        }
-        v = PyLong_AsLongLong(o);
-        if (v == -1 && PyErr_Occurred()) {  /* above LLONG_MAX: a full 64-bit mask */
-            PyErr_Clear();
-            out[i] = PyLong_AsUnsignedLongLong(o);
-            if (PyErr_Occurred())
-                return -1;
-        } else
-            out[i] = (uint64_t)v;
-    }
     return 0;
 }
 
@@ -159,18 +166,9 @@ static PyObject *mixed_call(long nr, const char *kinds, PyObject *const *args, P
                 goto out;
             a[i] = (long)s;
         } else {
-            long long v;
-            if (!PyLong_Check(args[i])) {
-                PyErr_SetString(PyExc_TypeError, "an integer is required");
+            uint64_t v;
+            if (int_arg(args[i], &v) < 0)
                 goto out;
-            }
-            v = PyLong_AsLongLong(args[i]);
-            if (v == -1 && PyErr_Occurred()) {
-                PyErr_Clear();
-                v = (long long)PyLong_AsUnsignedLongLong(args[i]);
-                if (PyErr_Occurred())
-                    goto out;
-            }
             a[i] = (long)v;
         }
     }
