@@ -2,8 +2,7 @@
 # setup.sh [--test]: everything pyrunc needs on a fresh Debian 12, as root. Idempotent.
 #   apt packages (busybox-static for rootfs, libseccomp, a compiler and Python's headers
 #   for the C extensions), a .venv in the checkout with pyrunc installed (editable) and,
-#   with --test, what the
-#   test suite drives: runc and crun to compare with, the engine lane's packages
+#   with --test, what the test suite drives: runc and crun to compare with, the engine lane's packages
 #   (hack/engines-setup.sh: containerd, podman, conmon, catatonit, buildah, CNI plugins),
 #   qemu and Debian's kernel for the cgroup-v2 guest lane, criu >= 4 (hack/criu-setup.sh), Go
 #   to build OCI runtime-tools' validation suite, GNU time for benchmarks. Then the man pages
